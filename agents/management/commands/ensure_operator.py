@@ -1,0 +1,42 @@
+"""Create the operator account and its API token (idempotent); print the token for clients."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from rest_framework.authtoken.models import Token
+
+
+class Command(BaseCommand):
+    help = (
+        "Ensure an operator superuser and API token exist; writes the token to var/operator_token."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--username", default=os.environ.get("OPERATOR_USERNAME", "operator"))
+
+    def handle(self, *args, username: str, **options) -> None:
+        user, created = get_user_model().objects.get_or_create(
+            username=username, defaults={"is_staff": True, "is_superuser": True}
+        )
+        password = os.environ.get("OPERATOR_PASSWORD", "")
+        if created or password:
+            password = password or secrets.token_urlsafe(12)
+            user.set_password(password)
+            user.save()
+            self.stdout.write(f"operator login: {username} / {password}")
+        wanted = os.environ.get("OPERATOR_TOKEN", "")
+        token = Token.objects.filter(user=user).first()
+        if wanted and (token is None or token.key != wanted):
+            Token.objects.filter(user=user).delete()
+            token = Token.objects.create(user=user, key=wanted)
+        token = token or Token.objects.create(user=user)
+        path = settings.BASE_DIR / "var" / "operator_token"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(token.key)
+        path.chmod(0o600)
+        self.stdout.write(f"operator API token: {token.key}")

@@ -1,0 +1,87 @@
+"""Checks a persona's templates and JSON fields, returning field-level messages."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
+
+from agents import prompts
+
+if TYPE_CHECKING:
+    from agents.models import Persona
+
+TEMPLATE_FIELDS = ("system_prompt", "first_message", "goodbye")
+RESERVED = prompts.RUNTIME_PLACEHOLDERS | prompts.PERSONA_PLACEHOLDERS
+
+
+def _variables_errors(variables: object) -> list[str]:
+    if not isinstance(variables, list):
+        return ["must be a list of {name, example, description, required} objects"]
+    errors, seen = [], set()
+    for i, item in enumerate(variables):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name.isidentifier():
+            errors.append(f"item {i}: 'name' must be a plain identifier")
+        elif name in RESERVED:
+            errors.append(f"'{name}' is reserved (filled by the system)")
+        elif name in seen:
+            errors.append(f"'{name}' is declared twice")
+        seen.add(name)
+    return errors
+
+
+def _stages_errors(stages: object) -> list[str]:
+    if not isinstance(stages, list):
+        return ["must be a list of {name, description} objects"]
+    names = [s.get("name") if isinstance(s, dict) else None for s in stages]
+    errors = [f"item {i}: needs a non-empty 'name'" for i, n in enumerate(names) if not n]
+    dupes = sorted({n for n in names if n and names.count(n) > 1})
+    errors += [f"stage '{n}' is declared twice" for n in dupes]
+    return errors
+
+
+def _tools_errors(tools: object) -> list[str]:
+    from agents.models import Tool
+
+    if not isinstance(tools, list):
+        return [f"must be a list drawn from {Tool.values}"]
+    return [f"unknown tool '{t}'; choose from {Tool.values}" for t in tools if t not in Tool.values]
+
+
+def _schema_errors(schema: object) -> list[str]:
+    if not isinstance(schema, dict):
+        return ["must be a JSON Schema object"]
+    if not schema:
+        return []
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        return [f"invalid JSON Schema: {exc.message}"]
+    return []
+
+
+def persona_errors(persona: Persona) -> dict[str, list[str]]:
+    """All problems with `persona`, keyed by field; empty when it is usable on a call."""
+    errors: dict[str, list[str]] = {}
+    checks = {
+        "variables": _variables_errors(persona.variables),
+        "stages": _stages_errors(persona.stages),
+        "tools": _tools_errors(persona.tools),
+        "extraction_schema": _schema_errors(persona.extraction_schema),
+    }
+    for field, msgs in checks.items():
+        if msgs:
+            errors[field] = msgs
+    for field in ("voices", "provider_options"):
+        if not isinstance(getattr(persona, field), dict):
+            errors[field] = ["must be a JSON object"]
+    if "variables" not in errors:
+        known = RESERVED | set(persona.variable_names)
+        for field in TEMPLATE_FIELDS:
+            try:
+                prompts.check(getattr(persona, field) or "", known)
+            except prompts.TemplateError as exc:
+                errors[field] = [str(exc)]
+    return errors

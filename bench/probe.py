@@ -1,0 +1,245 @@
+"""Load-test probe inside the server under test (bench/asgi.py installs it when BENCH_PROBE=1).
+
+What it records, per media stream, with `time.monotonic()` (CLOCK_MONOTONIC: the same clock in
+every process of the machine, and the clock the carrier's pacer uses through `loop.time()`):
+
+- inbound: for each `media` frame, its `timestamp` (the carrier sends frame n at its stream's
+  t0 + n * 20 ms and stamps it n * 20) and the moment the consumer's `receive` returned for it.
+  offset = done - timestamp is constant when nothing queues; the frame's lag is its offset minus
+  the stream's smallest offset (its fastest frame: ~0.2 ms of loopback transit, not counted).
+- outbound: the carrier's playback buffer, modelled from the moment each agent frame is handed to
+  the socket (each frame adds 20 ms; the buffer drains in real time). A frame handed over after
+  the buffer ran dry, less than `REPLY_GAP_S` after the previous one, came late mid-reply: the
+  callee heard a gap. (A longer silence is the pause between two replies.)
+- the event loop: a task sleeps 10 ms in a loop and records how late it wakes.
+
+`GET /__bench__/probe` answers with stream counts (cheap: polled while calls ramp up);
+`GET /__bench__/probe?since=T&until=T` with the figures of that window (monotonic seconds), plus
+per-stream frame counts over the whole run (to join with the carrier's). bench/load.py asks for
+the figures once every call has ended, so computing them (~0.5 s at 200 calls) stalls no call.
+The cost: ~1-2 us and 8 bytes per inbound frame (reported as `probe_bytes`, subtracted from the
+memory figure by bench/load.py), 100 timer wake-ups a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from array import array
+from urllib.parse import parse_qs
+
+PROBE_PATH = "/__bench__/probe"
+LOOP_TICK_S = 0.010
+REPLY_GAP_S = 1.0
+FRAME_S = 0.020
+_TS_KEY = '"timestamp":"'
+_MEDIA_PREFIX = '{"event":"media"'
+
+
+class StreamRecord:
+    __slots__ = ("ended", "late_frames", "late_ms", "off", "out_end", "out_frames", "out_times",
+                 "sid", "started", "t0", "ts")  # fmt: skip
+
+    def __init__(self, sid: str) -> None:
+        self.sid = sid
+        self.t0 = 0.0  # first frame's done - its timestamp (keeps the float32 offsets small)
+        self.ts = array("I")  # frame timestamp, ms
+        self.off = array("f")  # done - timestamp - t0, seconds
+        self.started = time.monotonic()
+        self.ended: float | None = None
+        self.out_end = 0.0  # where the modelled carrier buffer runs dry
+        self.out_frames = 0
+        self.out_times = array("d")  # when each late outbound frame was handed over
+        self.late_frames = 0
+        self.late_ms = array("f")  # the gap each late frame caused
+
+    def media_in(self, ts_ms: int, done: float) -> None:
+        if not self.ts:
+            self.t0 = done - ts_ms / 1000
+        self.ts.append(ts_ms)
+        self.off.append(done - ts_ms / 1000 - self.t0)
+
+    def media_out(self, now: float) -> None:
+        self.out_frames += 1
+        if self.out_end and self.out_end < now < self.out_end + REPLY_GAP_S:
+            self.late_frames += 1
+            self.out_times.append(now)
+            self.late_ms.append((now - self.out_end) * 1000)
+        self.out_end = max(self.out_end, now) + FRAME_S
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.ts, self.off, self.out_times, self.late_ms)
+        return sum(a.itemsize * len(a) for a in arrays)
+
+
+class Probe:
+    def __init__(self) -> None:
+        self.streams: dict[str, StreamRecord] = {}
+        self.finalised: set[str] = set()  # call UUIDs whose session finished finalising
+        self.loop_t = array("d")
+        self.loop_lag = array("f")
+        self._loop_task: asyncio.Task | None = None
+
+    # --- recording ----------------------------------------------------------------------------
+    def ensure_loop_probe(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(self._loop_probe())
+
+    async def _loop_probe(self) -> None:
+        clock = time.monotonic
+        while True:
+            t = clock()
+            await asyncio.sleep(LOOP_TICK_S)
+            self.loop_t.append(t)
+            self.loop_lag.append(clock() - t - LOOP_TICK_S)
+
+    def record(self, sid: str) -> StreamRecord:
+        rec = self.streams.get(sid)
+        if rec is None:
+            rec = self.streams[sid] = StreamRecord(sid)
+        return rec
+
+    # --- figures ------------------------------------------------------------------------------
+    def counts(self) -> dict:
+        try:
+            from calls.live.session import live_sessions
+
+            live = len(live_sessions)
+        except ImportError:
+            live = 0
+        return {
+            "now": time.monotonic(),
+            "streams_started": len(self.streams),
+            "streams_ended": sum(1 for r in self.streams.values() if r.ended is not None),
+            "live_sessions": live,
+            "finalised": sorted(self.finalised),
+        }
+
+    def figures(self, since: float, until: float) -> dict:
+        lags: list[float] = []
+        by_second: dict[int, list[float]] = {}
+        per_stream: dict[str, dict] = {}
+        late, late_ms, out_frames_total = 0, [], 0
+        for rec in self.streams.values():
+            base = min(rec.off) if rec.ts else 0.0
+            t0 = rec.t0
+            for ts, off in zip(rec.ts, rec.off, strict=True):
+                done = t0 + ts / 1000 + off
+                if since <= done <= until:
+                    lag = (off - base) * 1000
+                    lags.append(lag)
+                    by_second.setdefault(int(done - since), []).append(lag)
+            for t, gap in zip(rec.out_times, rec.late_ms, strict=True):
+                if since <= t <= until:
+                    late += 1
+                    late_ms.append(gap)
+            out_frames_total += rec.out_frames
+            per_stream[rec.sid] = {
+                "frames_in": len(rec.ts), "frames_out": rec.out_frames,
+                "late_out": rec.late_frames, "ended": rec.ended is not None,
+            }  # fmt: skip
+        loop = [lag * 1000 for t, lag in zip(self.loop_t, self.loop_lag, strict=True)
+                if since <= t <= until]  # fmt: skip
+        return {
+            **self.counts(),
+            "since": since,
+            "until": until,
+            "inbound_lag_ms": _dist(lags),
+            "inbound_lag_by_second": [
+                {
+                    "s": sec,
+                    **{k: v for k, v in _dist(vals).items() if k in ("n", "p50", "p99", "max")},
+                }
+                for sec, vals in sorted(by_second.items())
+            ],
+            "loop_lag_ms": _dist(loop),
+            "outbound_late_frames": late,
+            "outbound_late_gap_ms": _dist(late_ms),
+            "outbound_frames_total": out_frames_total,
+            "probe_bytes": sum(r.nbytes for r in self.streams.values()) + 12 * len(self.loop_t),
+            "streams": per_stream,
+        }
+
+
+def _dist(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    data = sorted(values)
+
+    def q(p: float) -> float:
+        pos = (len(data) - 1) * p / 100
+        lo, hi = math.floor(pos), math.ceil(pos)
+        return round(data[lo] + (data[hi] - data[lo]) * (pos - lo), 2)
+
+    return {"n": len(data), "p50": q(50), "p90": q(90), "p99": q(99), "p999": q(99.9),
+            "max": round(data[-1], 2), "mean": round(sum(data) / len(data), 2)}  # fmt: skip
+
+
+PROBE = Probe()
+
+
+def install() -> None:
+    """Wrap the media consumer's `receive`, `send_media` and `_stop`, and the session's
+    `finalise` (class attributes, so every consumer and session built afterwards is measured);
+    nothing else of the server changes."""
+    from calls.live.session import CallSession
+    from calls.telephony.consumer import MediaStreamConsumer
+
+    receive, send_media, stop = (
+        MediaStreamConsumer.receive, MediaStreamConsumer.send_media, MediaStreamConsumer._stop,
+    )  # fmt: skip
+    clock = time.monotonic
+
+    async def probed_receive(self, text_data=None, bytes_data=None):
+        await receive(self, text_data, bytes_data)
+        if text_data is not None and text_data.startswith(_MEDIA_PREFIX) and self.stream_sid:
+            done = clock()
+            i = text_data.find(_TS_KEY, 60)
+            if i < 0:
+                return
+            i += len(_TS_KEY)
+            try:
+                ts = int(text_data[i : text_data.index('"', i)])
+            except ValueError:
+                return
+            PROBE.record(self.stream_sid).media_in(ts, done)
+
+    async def probed_send_media(self, mulaw: bytes) -> None:
+        PROBE.record(self.stream_sid).media_out(clock())
+        await send_media(self, mulaw)
+
+    async def probed_stop(self, reason: str) -> None:
+        if self.stream_sid and not self.stopped:
+            PROBE.record(self.stream_sid).ended = clock()
+        await stop(self, reason)
+
+    finalise = CallSession.finalise
+
+    async def probed_finalise(self, reason: str) -> None:
+        first = not self._finalised
+        await finalise(self, reason)
+        if first:  # turns, events, recording and end status are all written now
+            PROBE.finalised.add(str(self.call.uuid))
+
+    CallSession.finalise = probed_finalise
+    MediaStreamConsumer.receive = probed_receive
+    MediaStreamConsumer.send_media = probed_send_media
+    MediaStreamConsumer._stop = probed_stop
+
+
+async def serve(scope, receive, send) -> None:
+    """GET /__bench__/probe[?since=&until=] -> counts, or the window's figures (JSON)."""
+    while (await receive()).get("more_body"):
+        pass
+    query = parse_qs(scope.get("query_string", b"").decode())
+    if "since" in query:
+        body = PROBE.figures(float(query["since"][0]), float(query.get("until", ["inf"])[0]))
+    else:
+        body = PROBE.counts()
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,30 @@
+"""ASGI entry point: HTTP to Django, WebSockets to the Channels routes."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "callcenter.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from callcenter.routing import websocket_urlpatterns  # noqa: E402
+from calls.live import warmup  # noqa: E402
+
+warmup.import_backends()
+if settings.SANDBOX_CARRIER:
+    from calls.sandbox.carrier import start_in_process
+
+    start_in_process(port=settings.SANDBOX_CARRIER_PORT)
+
+router = ProtocolTypeRouter(
+    {"http": django_asgi_app, "websocket": URLRouter(websocket_urlpatterns)}
+)
+
+
+async def application(scope, receive, send):
+    """The router, after making sure this loop has warm providers (first request only)."""
+    warmup.remember_loop()
+    return await router(scope, receive, send)

@@ -1,0 +1,52 @@
+"""Calls are read-only in the admin, with their turns and events inline."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from calls.models import Call, CallEvent, Turn
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class TurnInline(ReadOnlyInline):
+    model = Turn
+    fields = ["seq", "speaker", "text", "heard_text", "interrupted", "ended_at", "latency"]
+
+
+class EventInline(ReadOnlyInline):
+    model = CallEvent
+    fields = ["created_at", "type", "payload"]
+
+
+@admin.register(Call)
+class CallAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "direction",
+        "to_number",
+        "persona",
+        "status",
+        "duration",
+        "current_stage",
+    ]
+    list_filter = ["status", "direction", "persona"]
+    search_fields = ["to_number", "from_number", "twilio_sid", "uuid"]
+    date_hierarchy = "created_at"
+    inlines = [TurnInline, EventInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,108 @@
+"""Call endpoints: list, detail, start, incremental turns/events, live control, recording."""
+
+from __future__ import annotations
+
+from django.http import FileResponse, Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+
+from calls import selectors
+from calls.api import serializers as s
+from calls.api.filters import CallFilter
+from calls.telephony import control, dial
+
+
+class WavRenderer(BaseRenderer):
+    """Lets `Accept: audio/wav` through content negotiation; errors still render as JSON."""
+
+    media_type = "audio/wav"
+    format = "wav"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, bytes) else JSONRenderer().render(data)
+
+
+AFTER = OpenApiParameter("after", int, description="Only items after this seq / id (live polling).")
+
+
+class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.CallSerializer
+    filterset_class = CallFilter
+    lookup_field = "uuid"
+    lookup_url_kwarg = "pk"
+
+    def get_queryset(self):
+        return selectors.call_list()
+
+    @extend_schema(responses=s.CallStatsSerializer)
+    @action(detail=False, pagination_class=None)
+    def stats(self, request):
+        """Figures over the filtered calls (same filters as the list): for dashboards and KPIs."""
+        calls = self.filter_queryset(self.get_queryset())
+        return Response(selectors.call_stats(calls))
+
+    @extend_schema(request=s.CallCreateSerializer, responses={201: s.CallSerializer})
+    def create(self, request):
+        data = s.CallCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        call = dial.call_start(**data.validated_data)
+        return Response(self.get_serializer(call).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[AFTER], responses=s.TurnSerializer(many=True))
+    @action(detail=True, pagination_class=None, filterset_class=None)
+    def turns(self, request, pk=None):
+        after = s.AfterSerializer(data=request.query_params)
+        after.is_valid(raise_exception=True)
+        turns = selectors.turn_list(call=self.get_object(), after=after.validated_data["after"])
+        return Response(s.TurnSerializer(turns, many=True).data)
+
+    @extend_schema(parameters=[AFTER], responses=s.CallEventSerializer(many=True))
+    @action(detail=True, pagination_class=None, filterset_class=None)
+    def events(self, request, pk=None):
+        after = s.AfterSerializer(data=request.query_params)
+        after.is_valid(raise_exception=True)
+        events = selectors.event_list(call=self.get_object(), after=after.validated_data["after"])
+        return Response(s.CallEventSerializer(events, many=True).data)
+
+    @extend_schema(request=None, responses=s.CallSerializer)
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def hangup(self, request, pk=None):
+        call = control.hang_up(self.get_object())
+        return Response(self.get_serializer(call).data)
+
+    @extend_schema(request=s.TransferSerializer, responses={202: None})
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def transfer(self, request, pk=None):
+        data = s.TransferSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        control.transfer(self.get_object(), **data.validated_data)
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.DigitsSerializer, responses={202: None})
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def digits(self, request, pk=None):
+        data = s.DigitsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        control.press_digits(self.get_object(), **data.validated_data)
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.SaySerializer, responses={202: None})
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def say(self, request, pk=None):
+        data = s.SaySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        control.say(self.get_object(), **data.validated_data)
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={(200, "audio/wav"): bytes})
+    @action(detail=True, filterset_class=None, renderer_classes=[JSONRenderer, WavRenderer])
+    def recording(self, request, pk=None):
+        call = self.get_object()
+        if not call.recording:
+            raise Http404("no recording for this call")
+        return FileResponse(
+            call.recording.open("rb"), content_type="audio/wav", filename=f"call-{call.uuid}.wav"
+        )

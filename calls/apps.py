@@ -1,0 +1,8 @@
+"""App config for calls."""
+
+from django.apps import AppConfig
+
+
+class CallsConfig(AppConfig):
+    name = "calls"
+    verbose_name = "Calls"

@@ -1,0 +1,57 @@
+"""Publishes finished turns and events to the call's channel group (for live views)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+if TYPE_CHECKING:
+    from calls.models import CallEvent, Turn
+
+log = logging.getLogger(__name__)
+
+
+def events_group(call_uuid: uuid.UUID | str) -> str:
+    """Group a live view joins to see turns and events as they are stored."""
+    return f"call.{call_uuid}.events"
+
+
+def control_group(call_uuid: uuid.UUID | str) -> str:
+    """Group the consumer holding the call joins to receive live control (hang up, say...)."""
+    return f"call.{call_uuid}.control"
+
+
+def _send(group: str, message: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, message)
+    except Exception:  # a live view missing one update must never fail a write
+        log.warning("publish to %s failed", group, exc_info=True)
+
+
+def publish_turn(call_uuid: uuid.UUID, turn: Turn) -> None:
+    _send(
+        events_group(call_uuid),
+        {
+            "type": "call.turn",
+            "seq": turn.seq,
+            "speaker": turn.speaker,
+            "text": turn.text,
+            "heard_text": turn.heard_text,
+            "interrupted": turn.interrupted,
+            "latency": turn.latency,
+        },
+    )
+
+
+def publish_event(call_uuid: uuid.UUID, event: CallEvent) -> None:
+    _send(
+        events_group(call_uuid),
+        {"type": "call.event", "id": event.id, "event": event.type, "payload": event.payload},
+    )

@@ -1,0 +1,1 @@
+"""The live side of a call: the session that runs its pipeline, persistence, providers."""

@@ -1,0 +1,317 @@
+"""One live call: runs its pipeline, records audio, persists turns and events, executes actions.
+
+The consumer feeds it frames and gives it a transport; the session outlives a single media stream
+(pressing digits reconnects the stream), and is finalised once, when the call's audio ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from asgiref.sync import sync_to_async
+from django.core.files.base import ContentFile
+
+from calls import services
+from calls.live.persister import Persister
+from calls.models import Call, EventType
+from calls.pipeline.build import Providers, build_pipeline
+from calls.pipeline.context import CallContext
+from calls.pipeline.frames import (
+    AudioIn,
+    EventRecord,
+    Frame,
+    Hangup,
+    Interrupt,
+    MarkPlayed,
+    Say,
+    StageChanged,
+    ToolRequest,
+    ToolResult,
+    TurnRecord,
+)
+from calls.pipeline.playout import Transport
+from calls.pipeline.processor import Pipeline
+from calls.pipeline.recorder import StereoRecorder
+from calls.telephony import carrier, twiml
+
+log = logging.getLogger(__name__)
+# After a `stop` we caused (digits pressed), wait this long for the new stream before finalising.
+RECONNECT_GRACE_S = 15.0
+
+# Sessions held by this process, by call UUID (a reconnecting stream finds its session here).
+live_sessions: dict[str, CallSession] = {}
+
+
+@dataclass
+class LiveCall:
+    """What the session needs of the call, read once when the stream starts."""
+
+    id: int
+    uuid: str
+    twilio_sid: str
+    transfer_number: str
+    greeting: str
+    resumed: bool  # turns already exist: a reconnected stream, no greeting
+
+
+PipelineBuilder = Callable[..., Pipeline]
+
+
+class CallSession:
+    def __init__(
+        self,
+        call: LiveCall,
+        ctx: CallContext,
+        providers: Providers | None,
+        *,
+        build: PipelineBuilder | None = None,
+    ) -> None:
+        """`build(ctx, transport, sink, on_audio_out=...)` replaces the STT -> LLM -> TTS chain
+        (the speech-to-speech engine)."""
+        self.call = call
+        self.ctx = ctx
+        self.providers = providers
+        self.build = build
+        self.persister = Persister()
+        self.transport: Transport | None = None
+        self.recorder: StereoRecorder | None = None
+        self.pipeline: Pipeline | None = None
+        self._wall0 = time.time() - time.monotonic()  # monotonic -> wall clock
+        self._expect_reconnect = False
+        self._finalised = False
+        self._hangup_reason = ""  # ours, kept over the stream stop our own hang-up causes
+        self._reconnect_timer: asyncio.TimerHandle | None = None
+        self._actions: set[asyncio.Task] = set()
+
+    # --- life cycle ---------------------------------------------------------------------------
+    async def attach(self, transport: Transport) -> None:
+        """Start (or resume, on a reconnected stream) with `transport` as the way out."""
+        self.transport = transport
+        self._expect_reconnect = False
+        if self._reconnect_timer:
+            self._reconnect_timer.cancel()
+        if self.pipeline is not None:
+            # A new stream of the same call: the old pipeline's playout belonged to the old socket.
+            await self.pipeline.stop()
+        if self.recorder is None:  # the first stream of the call
+            self.persister.start()
+            self.recorder = StereoRecorder(time.monotonic())
+        live_sessions[self.call.uuid] = self
+        if self.build is not None:
+            self.pipeline = self.build(
+                self.ctx, _Relay(self), self._sink, on_audio_out=self._record_agent
+            )
+        else:
+            self.pipeline = build_pipeline(
+                self.ctx, self.providers, _Relay(self), self._sink, on_audio_out=self._record_agent
+            )
+        await self.pipeline.start()
+        if self.call.greeting and not self.call.resumed:
+            self.call.resumed = True
+            await self.pipeline.send(Say(self.call.greeting, kind="greeting"))
+
+    async def on_audio(self, mulaw: bytes) -> None:
+        if self.recorder is not None:
+            self.recorder.caller(mulaw)
+        if self.pipeline is not None:
+            await self.pipeline.send(AudioIn(mulaw, time.monotonic()))
+
+    async def on_mark(self, name: str) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.send(MarkPlayed(name))
+
+    async def on_dtmf(self, digit: str) -> None:
+        self.persister.write(
+            services.event_record,
+            call_id=self.call.id,
+            type=EventType.DTMF,
+            payload={"digit": digit},
+        )
+
+    async def stream_stopped(self, reason: str) -> None:
+        """The media stream ended; finalise unless we caused it and a new stream is coming."""
+        if self._expect_reconnect and not self._finalised:
+            loop = asyncio.get_running_loop()
+            self._reconnect_timer = loop.call_later(
+                RECONNECT_GRACE_S, lambda: loop.create_task(self.finalise("stream not resumed"))
+            )
+            if self.pipeline is not None:
+                await self.pipeline.stop()
+                self.pipeline = None
+            return
+        await self.finalise(reason)
+
+    async def finalise(self, reason: str) -> None:
+        """Stop everything and persist what is left: turns, events, recording, end status."""
+        if self._finalised:
+            return
+        self._finalised = True
+        reason = self._hangup_reason or reason
+        live_sessions.pop(self.call.uuid, None)
+        if self.pipeline is not None:
+            await self.pipeline.stop()
+            self.pipeline = None
+        current = asyncio.current_task()  # hang_up() runs as an action: never cancel itself
+        for task in list(self._actions):
+            if task is not current:
+                task.cancel()
+        self.persister.write(
+            services.event_record, call_id=self.call.id, type=EventType.STREAM,
+            payload={"event": "stop", "reason": reason},
+        )  # fmt: skip
+        await self.persister.drain()
+        if self.recorder is not None and self.recorder.seconds > 0:
+            await sync_to_async(_save_recording)(self.call.id, self.recorder.wav())
+        await sync_to_async(services.call_end)(call_id=self.call.id, reason=reason)
+
+    # --- pipeline output ----------------------------------------------------------------------
+    def _wall(self, t: float) -> datetime | None:
+        return datetime.fromtimestamp(self._wall0 + t, tz=UTC) if t else None
+
+    def _record_agent(self, mulaw: bytes, play_at: float) -> None:
+        if self.recorder is not None:
+            self.recorder.agent(mulaw, play_at)
+
+    async def _sink(self, frame: Frame) -> None:
+        if isinstance(frame, TurnRecord):
+            self.persister.write(
+                services.turn_append, call_id=self.call.id, speaker=frame.speaker, text=frame.text,
+                heard_text=frame.heard_text, interrupted=frame.interrupted,
+                started_at=self._wall(frame.started_at), ended_at=self._wall(frame.ended_at),
+                latency=frame.latency,
+            )  # fmt: skip
+            if frame.latency:
+                log.info("turn latency %s", json.dumps({"call": self.call.uuid, **frame.latency}))
+        elif isinstance(frame, EventRecord):
+            self.persister.write(
+                services.event_record, call_id=self.call.id, type=_event_type(frame.type),
+                payload={"kind": frame.type, **frame.payload} if frame.type not in EventType.values
+                else frame.payload,
+            )  # fmt: skip
+        elif isinstance(frame, StageChanged):
+            self.persister.write(
+                services.call_update_outcome, call_id=self.call.id, current_stage=frame.stage
+            )
+        elif isinstance(frame, ToolRequest):
+            self._spawn(self._run_tool(frame))
+        elif isinstance(frame, Hangup):
+            self._spawn(self.hang_up(frame.reason))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._actions.add(task)
+        task.add_done_callback(self._actions.discard)
+
+    # --- actions ------------------------------------------------------------------------------
+    async def _run_tool(self, request: ToolRequest) -> None:
+        args = request.arguments
+        try:
+            if request.name == "transfer_call":
+                result = await self.transfer(str(args.get("to") or self.call.transfer_number))
+            elif request.name == "press_digits":
+                result = await self.press_digits(str(args.get("digits", "")))
+            elif request.name == "request_supervisor":
+                result = {"ok": False, "error": "no supervisor is available; answer yourself"}
+            else:
+                result = {"ok": False, "error": f"unknown tool {request.name}"}
+        except Exception as exc:
+            log.warning("tool %s failed: %s", request.name, exc)
+            result = {"ok": False, "error": str(exc)}
+        if self.pipeline is not None:
+            await self.pipeline.send(ToolResult(request.call_id, request.name, result))
+
+    async def hang_up(self, reason: str) -> None:
+        self._hangup_reason = reason  # the carrier stops the stream before its API call returns
+        self.persister.write(
+            services.event_record, call_id=self.call.id, type=EventType.CONTROL,
+            payload={"action": "hangup", "reason": reason},
+        )  # fmt: skip
+        if self.call.twilio_sid:
+            try:
+                await sync_to_async(carrier.update_call)(self.call.twilio_sid, status="completed")
+            except carrier.CarrierError as exc:
+                log.warning("hang-up of %s failed: %s", self.call.uuid, exc)
+        await self.finalise(reason)
+
+    async def transfer(self, number: str) -> dict:
+        if not number:
+            return {"ok": False, "error": "no transfer number configured"}
+        number = await sync_to_async(services.normalize_number)(number)
+        await sync_to_async(carrier.update_call)(self.call.twilio_sid, twiml=twiml.transfer(number))
+        self.persister.write(
+            services.event_record, call_id=self.call.id, type=EventType.CONTROL,
+            payload={"action": "transferred", "to": number},
+        )  # fmt: skip
+        return {"ok": True, "to": number}
+
+    async def press_digits(self, digits: str) -> dict:
+        digits = "".join(ch for ch in digits if ch in "0123456789*#wW")
+        if not digits:
+            return {"ok": False, "error": "no valid digits"}
+        self._expect_reconnect = True
+        document = await sync_to_async(_digits_twiml)(self.call.id, digits)
+        await sync_to_async(carrier.update_call)(self.call.twilio_sid, twiml=document)
+        self.persister.write(
+            services.event_record, call_id=self.call.id, type=EventType.DTMF,
+            payload={"digits": digits, "direction": "sent"},
+        )  # fmt: skip
+        return {"ok": True, "pressed": digits}
+
+    async def say(self, text: str) -> None:
+        if self.pipeline is not None:
+            await self.pipeline.send(Interrupt("override"))
+            await self.pipeline.send(Say(text, kind="supervisor"))
+
+    async def control(self, action: str, args: dict) -> None:
+        """A request from the API (any process), relayed through the channel layer."""
+        if action == "hangup":
+            await self.finalise(str(args.get("reason") or "hung up by operator"))
+        elif action == "say":
+            await self.say(str(args.get("text", "")))
+        elif action == "transfer":
+            await self.transfer(str(args.get("to", "")))
+        elif action == "press_digits":
+            await self.press_digits(str(args.get("digits", "")))
+        else:
+            log.warning("unknown control action %r for %s", action, self.call.uuid)
+
+
+class _Relay:
+    """The transport the pipeline sees: whatever socket the session is attached to right now."""
+
+    def __init__(self, session: CallSession) -> None:
+        self.session = session
+
+    async def send_media(self, mulaw: bytes) -> None:
+        if self.session.transport is not None:
+            await self.session.transport.send_media(mulaw)
+
+    async def send_mark(self, name: str) -> None:
+        if self.session.transport is not None:
+            await self.session.transport.send_mark(name)
+
+    async def send_clear(self) -> None:
+        if self.session.transport is not None:
+            await self.session.transport.send_clear()
+
+
+def _event_type(kind: str) -> str:
+    return kind if kind in EventType.values else EventType.PROVIDER
+
+
+def _digits_twiml(call_id: int, digits: str) -> str:
+    from calls.telephony.dial import stream_params
+
+    return twiml.press_digits_then_stream(digits, stream_params(Call.objects.get(pk=call_id)))
+
+
+def _save_recording(call_id: int, wav: bytes) -> None:
+    call = Call.objects.get(pk=call_id)
+    call.recording.save(f"call-{call.uuid}.wav", ContentFile(wav), save=False)
+    services.call_update_outcome(call_id=call_id, recording=call.recording.name)

@@ -1,0 +1,1 @@
+"""Real-time call pipeline: audio helpers and processors; imports nothing from Django."""

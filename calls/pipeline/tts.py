@@ -1,0 +1,164 @@
+"""Synthesises reply text in order, streaming audio on as it arrives; a second TTS takes over on failure.
+
+TextChunk / Say -> SpeechChunk* (per segment, `end` on the last piece) ; ReplyDone passes in order
+Interrupt       -> drops queued text, cancels the synthesis in flight
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+
+from calls.pipeline.chunker import TextChunker
+from calls.pipeline.context import CallContext
+from calls.pipeline.frames import (
+    EventRecord,
+    Frame,
+    Interrupt,
+    ReplyDone,
+    Say,
+    SpeechChunk,
+    TextChunk,
+    ToolRequest,
+)
+from calls.pipeline.llm import reply_ids
+from calls.pipeline.processor import Processor
+from calls.providers.tts.base import TTSOptions, TTSProvider
+
+log = logging.getLogger(__name__)
+
+
+class AudioCache:
+    """A small LRU of synthesised lines (greetings, goodbyes, fallbacks), shared by all calls."""
+
+    def __init__(self, max_items: int = 256) -> None:
+        self.max_items = max_items
+        self._items: OrderedDict[tuple, bytes] = OrderedDict()
+
+    def get(self, key: tuple) -> bytes | None:
+        audio = self._items.get(key)
+        if audio is not None:
+            self._items.move_to_end(key)
+        return audio
+
+    def put(self, key: tuple, audio: bytes) -> None:
+        self._items[key] = audio
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+
+
+audio_cache = AudioCache()
+
+
+def cache_key(provider: TTSProvider, options: TTSOptions, text: str) -> tuple:
+    return (type(provider).__name__, options.voice, options.model, text)
+
+
+async def synthesize_cached(provider: TTSProvider, options: TTSOptions, text: str) -> bytes:
+    """Whole-line synthesis through the shared cache (used to pre-synthesise the greeting)."""
+    key = cache_key(provider, options, text)
+    audio = audio_cache.get(key)
+    if audio is None:
+        audio = b"".join([piece async for piece in provider.synthesize(text, options)])
+        audio_cache.put(key, audio)
+    return audio
+
+
+class TTSProcessor(Processor):
+    def __init__(
+        self,
+        ctx: CallContext,
+        primary: TTSProvider,
+        options: TTSOptions,
+        *,
+        fallback: TTSProvider | None = None,
+        fallback_options: TTSOptions | None = None,
+    ) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.providers = [(primary, options)]
+        if fallback is not None:
+            self.providers.append((fallback, fallback_options or options))
+        self._queue: asyncio.Queue[Frame] = asyncio.Queue()
+        self._segments = itertools.count(1)
+        self._worker: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._worker = self.spawn(self._work(), "tts-worker")
+
+    async def process(self, frame: Frame) -> None:
+        if isinstance(frame, TextChunk | ReplyDone | ToolRequest):
+            self._queue.put_nowait(frame)  # in order: a transfer waits for the words before it
+        elif isinstance(frame, Say):
+            self._enqueue_say(frame)
+        elif isinstance(frame, Interrupt):
+            await self._interrupt()
+            await self.push(frame)
+        else:
+            await self.push(frame)
+
+    def _enqueue_say(self, say: Say) -> None:
+        reply_id = next(reply_ids)
+        self.ctx.conversation.add_agent(say.text, reply_id=reply_id)
+        chunker = TextChunker(first_clause_words=10_000)  # whole sentences: cached lines repeat
+        for piece in [*chunker.push(say.text + " "), *chunker.flush()]:
+            self._queue.put_nowait(TextChunk(reply_id, piece))
+        self._queue.put_nowait(ReplyDone(reply_id, end_call=say.end_call))
+
+    async def _interrupt(self) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        self._worker = self.spawn(self._work(), "tts-worker")
+
+    async def _work(self) -> None:
+        while True:
+            frame = await self._queue.get()
+            if isinstance(frame, TextChunk):
+                await self._synthesize(frame)
+            else:
+                await self.push(frame)
+
+    async def _synthesize(self, chunk: TextChunk) -> None:
+        segment = next(self._segments)
+        metrics = self.ctx.metrics.setdefault(chunk.reply_id, {})
+        for index, (provider, options) in enumerate(self.providers):
+            cached = audio_cache.get(cache_key(provider, options, chunk.text))
+            if cached is not None:
+                metrics.setdefault("tts_request", self.ctx.clock())
+                metrics.setdefault("tts_first_byte", self.ctx.clock())
+                await self.push(SpeechChunk(chunk.reply_id, segment, chunk.text, cached, end=True))
+                return
+            sent = False
+            try:
+                metrics.setdefault("tts_request", self.ctx.clock())
+                async for audio in self._stream(provider, options, chunk.text):
+                    metrics.setdefault("tts_first_byte", self.ctx.clock())
+                    sent = True
+                    await self.push(SpeechChunk(chunk.reply_id, segment, chunk.text, audio))
+                await self.push(SpeechChunk(chunk.reply_id, segment, chunk.text, b"", end=True))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self.push(EventRecord("error", {"provider": "tts", "backend": index,
+                                                      "reason": str(exc) or type(exc).__name__}))  # fmt: skip
+                if sent:  # part of the segment already played: end it there
+                    await self.push(SpeechChunk(chunk.reply_id, segment, chunk.text, b"", end=True))
+                    return
+        log.error("every TTS failed for %r", chunk.text)
+        await self.push(SpeechChunk(chunk.reply_id, segment, chunk.text, b"", end=True))
+
+    @staticmethod
+    async def _stream(
+        provider: TTSProvider, options: TTSOptions, text: str
+    ) -> AsyncIterator[bytes]:
+        async for audio in provider.synthesize(text, options):
+            if audio:
+                yield audio

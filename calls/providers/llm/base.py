@@ -1,0 +1,80 @@
+"""The LLM interface: a streaming chat completion with tool calls, plus the persona context it may use."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class QA:
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaSpec:
+    """A plain snapshot of a persona, so providers and the pipeline never touch the ORM."""
+
+    name: str
+    agent_name: str
+    greeting: str = ""
+    goodbye: str = ""
+    language: str = "en-US"
+    stages: tuple[Stage, ...] = ()
+    qa: tuple[QA, ...] = ()
+    tools: tuple[str, ...] = ()
+    transfer_number: str = ""
+    variables: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LLMRequest:
+    """`messages` in OpenAI chat format (system first); `tools` as OpenAI function schemas."""
+
+    messages: list[dict]
+    tools: list[dict] = field(default_factory=list)
+    persona: PersonaSpec | None = None
+    model: str = ""
+    temperature: float = 0.6
+    max_tokens: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict
+
+
+@dataclass(frozen=True, slots=True)
+class LLMDone:
+    finish_reason: str = "stop"
+    usage: dict = field(default_factory=dict)
+
+
+LLMEvent = TextDelta | ToolCall | LLMDone
+
+
+class LLMError(Exception):
+    """Raised by a provider for a failed request (network, HTTP status, in-stream error)."""
+
+
+class LLMProvider(abc.ABC):
+    name: str = "llm"
+
+    @abc.abstractmethod
+    def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
+        """Yield text deltas as they arrive, complete tool calls once their arguments are whole, then LLMDone."""

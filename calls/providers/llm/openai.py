@@ -1,0 +1,193 @@
+"""OpenAI chat-completions adapter: streamed text and tool calls over one reused client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from calls.providers.llm.base import (
+    LLMDone,
+    LLMError,
+    LLMEvent,
+    LLMProvider,
+    LLMRequest,
+    TextDelta,
+    ToolCall,
+)
+
+try:
+    from openai import APIError, APIStatusError, AsyncOpenAI
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("OpenAILLM needs the OpenAI SDK: pip install 'openai>=3.51'") from exc
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+_END = object()
+
+
+class _PendingCall:
+    __slots__ = ("arguments", "id", "name")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+
+    def add(self, delta: Any) -> None:
+        """Fold in one streamed tool-call delta (id and name arrive once, arguments in pieces)."""
+        if delta.id:
+            self.id = delta.id
+        if delta.function is not None:
+            if delta.function.name:
+                self.name = delta.function.name
+            if delta.function.arguments:
+                self.arguments.append(delta.function.arguments)
+
+    def finish(self) -> ToolCall:
+        raw = "".join(self.arguments)
+        return ToolCall(id=self.id, name=self.name, arguments=parse_arguments(raw))
+
+
+def parse_arguments(raw: str) -> dict:
+    """Tool arguments as a dict; invalid or non-object JSON gives `{"_raw": raw}` (never raises).
+
+    A malformed tool call is the model's mistake, not a transport failure: the caller decides
+    whether to retry or tell the model, so it is surfaced as data rather than as LLMError.
+    """
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"_raw": raw}
+    return value if isinstance(value, dict) else {"_raw": raw}
+
+
+def _tool_schema(tool: dict) -> dict:
+    """Accept both `{"type":"function","function":{...}}` and a bare function schema."""
+    return tool if "type" in tool else {"type": "function", "function": tool}
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else {}
+        code = f" ({body['code']})" if body.get("code") else ""
+        return f"HTTP {exc.status_code}{code}: {body.get('message') or exc.message}"
+    if isinstance(exc, APIError):
+        return f"{type(exc).__name__}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class OpenAILLM(LLMProvider):
+    """Streams `chat.completions` with tools.
+
+    `timeout` bounds each network wait (connect, and the gap between streamed chunks);
+    `first_token_timeout` bounds the time from the request to the first content, tool-call or
+    finish chunk. Any failure is raised as LLMError. Extra keyword arguments are forwarded to
+    `chat.completions.create` (e.g. `tool_choice`, `parallel_tool_calls`, `extra_body`).
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str = "",
+        model: str = "gpt-4o-mini",
+        timeout: float = 10.0,
+        first_token_timeout: float = 5.0,
+        **kw: Any,
+    ) -> None:
+        self.model = model
+        self.first_token_timeout = first_token_timeout
+        self._create_kwargs = kw
+        # base_url is always explicit so OPENAI_BASE_URL in the environment cannot redirect us.
+        self._client = AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url or DEFAULT_BASE_URL,
+            timeout=timeout,
+            max_retries=0,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def _params(self, request: LLMRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": request.model or self.model,
+            "messages": request.messages,
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.tools:
+            params["tools"] = [_tool_schema(t) for t in request.tools]
+        params.update(self._create_kwargs)
+        return params
+
+    def _failure(self, exc: Exception, deadline: float | None) -> LLMError:
+        # asyncio.timeout_at raises TimeoutError; an SDK timeout before the deadline is not ours.
+        loop_time = asyncio.get_running_loop().time()
+        if isinstance(exc, TimeoutError) and deadline is not None and loop_time >= deadline:
+            return LLMError(f"no first token within {self.first_token_timeout:g}s")
+        return LLMError(_describe(exc))
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[LLMEvent]:
+        # `deadline` guards the first token only; afterwards the SDK's read timeout applies.
+        deadline: float | None = asyncio.get_running_loop().time() + self.first_token_timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                sdk_stream = await self._client.chat.completions.create(**self._params(request))
+        except Exception as exc:
+            raise self._failure(exc, deadline) from exc
+
+        chunks = sdk_stream.__aiter__()
+        pending: dict[int, _PendingCall] = {}
+        finish_reason = ""
+        usage: dict = {}
+        try:
+            while True:
+                try:
+                    chunk = await _next_chunk(chunks, deadline)
+                except Exception as exc:  # httpx2 transport errors surface unwrapped mid-stream
+                    raise self._failure(exc, deadline) from exc
+                if chunk is _END:
+                    break
+                if chunk.usage is not None:
+                    usage = chunk.usage.model_dump(exclude_none=True)
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        deadline = None
+                        yield TextDelta(choice.delta.content)
+                    for tc in choice.delta.tool_calls or ():
+                        deadline = None
+                        if tc.index not in pending:
+                            # A new index means every earlier call is complete.
+                            for idx in sorted(i for i in pending if i < tc.index):
+                                yield pending.pop(idx).finish()
+                            pending[tc.index] = _PendingCall()
+                        pending[tc.index].add(tc)
+                    if choice.finish_reason:
+                        deadline = None
+                        finish_reason = choice.finish_reason
+                        for idx in sorted(pending):
+                            yield pending.pop(idx).finish()
+        finally:
+            with contextlib.suppress(Exception):
+                await sdk_stream.close()
+
+        if not finish_reason:
+            raise LLMError("stream ended without a finish_reason (connection dropped?)")
+        yield LLMDone(finish_reason=finish_reason, usage=usage)
+
+
+async def _next_chunk(chunks: AsyncIterator[Any], deadline: float | None) -> Any:
+    if deadline is None:
+        return await anext(chunks, _END)
+    async with asyncio.timeout_at(deadline):
+        return await anext(chunks, _END)

@@ -1,0 +1,1 @@
+"""Voice activity detection: per-frame speech decisions and a start/stop speech detector."""

@@ -1,0 +1,1 @@
+"""Wire-level emulators of the hosted services (Deepgram, ElevenLabs, OpenAI, Twilio REST)."""

@@ -1,0 +1,53 @@
+"""Reads for calls, turns and events."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from calls.models import Call, CallEvent, Turn
+
+
+def call_list() -> QuerySet[Call]:
+    return Call.objects.select_related("persona").order_by("-created_at", "-id")
+
+
+def call_get(*, uuid: str) -> Call:
+    return call_list().get(uuid=uuid)
+
+
+def turn_list(*, call: Call, after: int = 0) -> QuerySet[Turn]:
+    return Turn.objects.filter(call=call, seq__gt=after).order_by("seq")
+
+
+def event_list(*, call: Call, after: int = 0) -> QuerySet[CallEvent]:
+    return CallEvent.objects.filter(call=call, id__gt=after).order_by("id")
+
+
+def call_stats(calls: QuerySet[Call]) -> dict[str, float | int | None]:
+    """Counts and averages over `calls` (already filtered), with the median voice-to-voice time
+    of their agent turns."""
+    from statistics import median
+
+    from django.db.models import Avg, Count, Q
+
+    agg = calls.aggregate(
+        total=Count("id"),
+        answered=Count("id", filter=Q(answered_at__isnull=False)),
+        avg_duration=Avg("duration"),
+    )
+    figures = [
+        t["voice_to_voice_ms"]
+        for t in Turn.objects.filter(call__in=calls.values("pk"), speaker="agent")
+        .exclude(latency={})
+        .values_list("latency", flat=True)
+        if isinstance(t, dict) and isinstance(t.get("voice_to_voice_ms"), int | float)
+    ]
+    total = agg["total"]
+    return {
+        "calls": total,
+        "answered": agg["answered"],
+        "answered_rate": round(agg["answered"] / total, 3) if total else None,
+        "avg_duration": round(agg["avg_duration"], 1) if agg["avg_duration"] is not None else None,
+        "median_voice_to_voice_ms": round(median(figures), 1) if figures else None,
+        "turns_measured": len(figures),
+    }

@@ -1,0 +1,1 @@
+"""Twilio: REST client, TwiML, webhooks, stream tokens and the Media Streams consumer."""

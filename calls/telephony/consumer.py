@@ -1,0 +1,181 @@
+"""The Twilio Media Streams WebSocket: parses frames and hands them to the call's session.
+
+`receive` only parses and dispatches: the session runs the pipeline in its own tasks, so inbound
+audio never waits on the database, the LLM or the channel layer. The stream token is checked before
+any audio is processed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from calls import services
+from calls.events import control_group
+from calls.live.factory import build_session
+from calls.live.session import CallSession, live_sessions
+from calls.status import CallStatus
+from calls.telephony import protocol, tokens
+from calls.telephony.protocol import Connected, Dtmf, MarkEcho, Media, Start, Stop
+
+log = logging.getLogger(__name__)
+
+# WebSocket close codes (RFC 6455 + the 4000 private range).
+POLICY_VIOLATION = 1008
+PROTOCOL_ERROR = 1002
+TOO_MANY_ERRORS = 4000
+# Malformed frames tolerated (logged and dropped) before the socket is closed.
+MAX_BAD_FRAMES = 20
+# Media before `start` is dropped; this much of it means the peer is not following the protocol.
+MAX_EARLY_FRAMES = 50
+
+
+@database_sync_to_async
+def _claim(start: Start) -> CallSession | None:
+    """Verify and consume the stream token, then build (or find) the call's session."""
+    token = start.params.get("token", "")
+    try:
+        grant = tokens.verify(token)
+    except tokens.InvalidToken as exc:
+        log.warning("media stream %s refused: token %s", start.stream_sid, exc)
+        return None
+    if start.params.get("call") not in ("", None, grant.call_uuid):
+        log.warning("media stream %s refused: token is for another call", start.stream_sid)
+        return None
+    call = services.stream_claim(
+        call_uuid=grant.call_uuid, nonce=grant.nonce, stream_sid=start.stream_sid,
+        twilio_sid=start.call_sid,
+    )  # fmt: skip
+    if call is None:
+        log.warning("media stream %s refused: token already used or call ended", start.stream_sid)
+        return None
+    if call.status != CallStatus.IN_PROGRESS:
+        services.call_set_status(call_id=call.pk, status=CallStatus.IN_PROGRESS)
+    session = live_sessions.get(str(call.uuid))
+    return session or build_session(call)
+
+
+class MediaStreamConsumer(AsyncWebsocketConsumer):
+    session: CallSession | None = None
+    stream_sid: str = ""
+    group: str = ""
+
+    async def dispatch(self, message: dict) -> None:
+        """Like Channels' dispatch, without closing stale DB connections on every message: that
+        hop through the shared database thread would be paid by each 20 ms frame. Database work
+        runs in `database_sync_to_async`, which closes stale connections itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
+
+    async def connect(self) -> None:
+        self.bad_frames = 0
+        self.early_frames = 0
+        self.stopped = False
+        await self.accept()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            message = protocol.parse(text_data)
+        except protocol.ProtocolError as exc:
+            await self._bad_frame(str(exc))
+            return
+        if isinstance(message, Media):
+            if self.session is None:
+                self.early_frames += 1
+                if self.early_frames > MAX_EARLY_FRAMES:
+                    await self._close(PROTOCOL_ERROR, "media without start")
+                return
+            if message.stream_sid == self.stream_sid:
+                await self.session.on_audio(message.payload)
+        elif isinstance(message, MarkEcho):
+            if self.session is not None and message.stream_sid == self.stream_sid:
+                await self.session.on_mark(message.name)
+        elif isinstance(message, Start):
+            await self._start(message)
+        elif isinstance(message, Dtmf):
+            if self.session is not None and message.stream_sid == self.stream_sid:
+                await self.session.on_dtmf(message.digit)
+        elif isinstance(message, Stop):
+            if self.session is not None and message.stream_sid != self.stream_sid:
+                log.warning("stop for another stream %s ignored", message.stream_sid)
+                return
+            await self._stop("stream stopped")
+            await self.close()
+        elif isinstance(message, Connected):
+            pass
+
+    async def _bad_frame(self, reason: str) -> None:
+        self.bad_frames += 1
+        log.warning("bad media stream frame (%s): %s", self.stream_sid or "before start", reason)
+        if self.bad_frames > MAX_BAD_FRAMES:
+            await self._close(TOO_MANY_ERRORS, "too many malformed frames")
+
+    async def _start(self, start: Start) -> None:
+        if self.session is not None:
+            log.warning("second start on stream %s ignored", self.stream_sid)
+            return
+        if start.encoding != "audio/x-mulaw" or start.sample_rate != 8000:
+            await self._close(POLICY_VIOLATION, f"unsupported media format {start.encoding}")
+            return
+        t0 = time.monotonic()
+        try:
+            session = await _claim(start)
+        except Exception:
+            log.exception("media stream %s: session could not be built", start.stream_sid)
+            session = None
+        if session is None:
+            await self._close(POLICY_VIOLATION, "stream not authorised")
+            return
+        self.session, self.stream_sid = session, start.stream_sid
+        self.group = control_group(session.call.uuid)
+        await session.attach(self)
+        log.info("stream %s started for call %s in %.1f ms", start.stream_sid,
+                 session.call.uuid, (time.monotonic() - t0) * 1000)  # fmt: skip
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        except Exception:  # live control is degraded, the call itself goes on
+            log.exception("joining %s failed", self.group)
+
+    async def _stop(self, reason: str) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        if self.group:
+            try:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            except Exception:
+                log.debug("leaving %s failed", self.group, exc_info=True)
+        if self.session is not None:
+            if self.session.transport is self:
+                self.session.transport = None
+            await self.session.stream_stopped(reason)
+
+    async def _close(self, code: int, reason: str) -> None:
+        log.warning("closing media stream %s: %s", self.stream_sid or "(no start)", reason)
+        await self._stop(reason)
+        await self.close(code=code, reason=reason)
+
+    async def disconnect(self, code: int) -> None:
+        await self._stop(f"socket closed ({code}) without stop")
+
+    # --- the transport the session's playout uses --------------------------------------------
+    async def send_media(self, mulaw: bytes) -> None:
+        await self.send(text_data=protocol.media_message(self.stream_sid, mulaw))
+
+    async def send_mark(self, name: str) -> None:
+        await self.send(text_data=protocol.mark_message(self.stream_sid, name))
+
+    async def send_clear(self) -> None:
+        await self.send(text_data=protocol.clear_message(self.stream_sid))
+
+    # --- live control from the API, through the channel layer ---------------------------------
+    async def call_control(self, event: dict) -> None:
+        if self.session is not None:
+            args = {k: v for k, v in event.items() if k not in ("type", "action")}
+            await self.session.control(event.get("action", ""), args)

@@ -1,0 +1,43 @@
+"""X-Twilio-Signature checks, against the URL as Twilio saw it (PUBLIC_BASE_URL + path + query)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseForbidden
+from twilio.request_validator import RequestValidator
+
+log = logging.getLogger(__name__)
+
+
+def public_url(request: HttpRequest) -> str:
+    """The URL Twilio requested: our public base (proxies rewrite host and scheme) + full path."""
+    return settings.PUBLIC_BASE_URL + request.get_full_path()
+
+
+def is_valid(request: HttpRequest) -> bool:
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        return False
+    validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
+    params = request.POST if request.method == "POST" else {}
+    return validator.validate(public_url(request), params, signature)
+
+
+def twilio_signed(view):
+    """Reject (403) any request not signed by Twilio with our auth token."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not is_valid(request):
+            log.warning(
+                "forged or unsigned Twilio webhook rejected: %s from %s",
+                request.path,
+                request.META.get("REMOTE_ADDR"),
+            )
+            return HttpResponseForbidden("invalid Twilio signature")
+        return view(request, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,10 @@
+"""Twilio webhook routes."""
+
+from django.urls import path
+
+from calls.telephony import webhooks
+
+urlpatterns = [
+    path("voice/", webhooks.voice, name="twilio-voice"),
+    path("status/", webhooks.status, name="twilio-status"),
+]

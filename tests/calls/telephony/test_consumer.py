@@ -1,0 +1,210 @@
+"""The Media Streams consumer driven like Twilio drives it: a whole call, and every bad input."""
+
+import asyncio
+import base64
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from callcenter.asgi import application
+from calls import services
+from calls.models import Call, CallEvent, Turn
+from calls.sandbox.emulators.base import silence, speech_like
+from calls.telephony.dial import stream_params
+
+PATH = "/ws/twilio/media/"
+SID = "MZ" + "a" * 32
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def start_msg(params: dict, sid: str = SID) -> dict:
+    return {
+        "event": "start", "sequenceNumber": "1", "streamSid": sid,
+        "start": {"streamSid": sid, "accountSid": "AC1", "callSid": "CA1", "tracks": ["inbound"],
+                  "customParameters": params,
+                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
+    }  # fmt: skip
+
+
+def media_msgs(audio: bytes, sid: str = SID):
+    for i in range(0, len(audio), 160):
+        payload = base64.b64encode(audio[i : i + 160]).decode()
+        yield {
+            "event": "media",
+            "streamSid": sid,
+            "media": {"track": "inbound", "payload": payload},
+        }
+
+
+@pytest.fixture
+def call(myra):
+    return services.call_create(
+        persona=myra, to="+14155550100", variables={"applicant_name": "Ann", "position": "SRE"},
+        welcome_message="Hi Ann.",
+    )  # fmt: skip
+
+
+async def params_for(call) -> dict:
+    return await database_sync_to_async(stream_params)(call)
+
+
+async def open_stream(call, **kw):
+    ws = WebsocketCommunicator(application, PATH)
+    connected, _ = await ws.connect(timeout=10)
+    assert connected
+    await ws.send_json_to({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+    await ws.send_json_to(start_msg(await params_for(call), **kw))
+    return ws
+
+
+async def collect_until_mark(ws, limit=5.0) -> tuple[bytes, str]:
+    audio = b""
+    while True:
+        msg = await ws.receive_json_from(timeout=limit)
+        if msg["event"] == "media":
+            audio += base64.b64decode(msg["media"]["payload"])
+        elif msg["event"] == "mark":
+            return audio, msg["mark"]["name"]
+
+
+async def closed(ws) -> None:
+    """Read until the server closes the socket (after `stop`), then end the test connection."""
+    while (await ws.receive_output(timeout=10))["type"] != "websocket.close":
+        pass
+    await ws.disconnect()
+
+
+async def wait_for(predicate, limit=5.0):
+    deadline = asyncio.get_running_loop().time() + limit
+    while True:
+        if await database_sync_to_async(predicate)():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_whole_call(call, hosted_fakes, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    hosted_fakes.deepgram.script(["Yes, I am still interested."])
+    hosted_fakes.openai.script("Great to hear. When are you free this week?")
+    ws = await open_stream(call)
+    greeting, mark = await collect_until_mark(ws)
+    assert len(greeting) >= 160 and len(greeting) % 160 == 0
+    await ws.send_json_to({"event": "mark", "streamSid": SID, "mark": {"name": mark}})
+    for msg in media_msgs(speech_like(800) + silence(600)):
+        await ws.send_json_to(msg)
+    reply, mark2 = await collect_until_mark(ws)
+    assert reply
+    await ws.send_json_to({"event": "mark", "streamSid": SID, "mark": {"name": mark2}})
+    await ws.send_json_to({"event": "dtmf", "streamSid": SID, "dtmf": {"digit": "5"}})
+    await wait_for(lambda: Turn.objects.filter(call=call).count() >= 3)
+    await ws.send_json_to({"event": "stop", "streamSid": SID, "stop": {"callSid": "CA1"}})
+    await closed(ws)
+    await wait_for(lambda: Call.objects.get(pk=call.pk).status == "completed")
+
+    await database_sync_to_async(check_whole_call)(call)
+    sent = hosted_fakes.openai.requests[-1]
+    assert sent["messages"][0]["role"] == "system" and "Ann" in sent["messages"][0]["content"]
+    assert sent["messages"][-1] == {"role": "user", "content": "Yes, I am still interested."}
+
+
+def check_whole_call(call):
+    turns = list(Turn.objects.filter(call=call).values_list("speaker", "text"))
+    assert turns[:3] == [
+        ("agent", "Hi Ann."),
+        ("caller", "Yes, I am still interested."),
+        ("agent", "Great to hear. When are you free this week?"),
+    ]
+    reply_turn = Turn.objects.get(call=call, seq=3)
+    assert reply_turn.latency["voice_to_voice_ms"] > 0
+    assert CallEvent.objects.filter(call=call, type="dtmf", payload__digit="5").exists()
+    done = Call.objects.get(pk=call.pk)
+    assert done.recording and done.stream_sid == SID
+    assert done.recording.size > 44
+
+
+async def test_invalid_token_closes_with_policy_code(call, hosted_fakes):
+    ws = WebsocketCommunicator(application, PATH)
+    await ws.connect(timeout=10)
+    await ws.send_json_to(start_msg({"call": str(call.uuid), "token": "forged"}))
+    out = await ws.receive_output(timeout=3)
+    assert out["type"] == "websocket.close" and out["code"] == 1008
+
+
+async def test_reused_token_is_refused(call, hosted_fakes):
+    params = await params_for(call)
+    first = WebsocketCommunicator(application, PATH)
+    await first.connect(timeout=10)
+    await first.send_json_to(start_msg(params))
+    await first.receive_json_from(timeout=5)  # greeting audio: accepted
+    second = WebsocketCommunicator(application, PATH)
+    await second.connect(timeout=10)
+    await second.send_json_to(start_msg(params, sid="MZ" + "b" * 32))
+    out = await second.receive_output(timeout=3)
+    assert out["type"] == "websocket.close" and out["code"] == 1008
+    await first.disconnect()
+
+
+async def test_expired_token_is_refused(call, hosted_fakes, settings):
+    params = await params_for(call)
+    settings.STREAM_TOKEN_TTL_SECONDS = -1
+    ws = WebsocketCommunicator(application, PATH)
+    await ws.connect(timeout=10)
+    await ws.send_json_to(start_msg(params))
+    out = await ws.receive_output(timeout=3)
+    assert out["code"] == 1008
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "{not json",
+        "[1, 2]",
+        json.dumps({"event": "bogus"}),
+        json.dumps({"event": "media", "streamSid": SID, "media": {"payload": "!!notbase64!!"}}),
+        json.dumps({"event": "media", "streamSid": SID}),
+        json.dumps({"event": "dtmf", "streamSid": SID, "dtmf": {"digit": "55"}}),
+        json.dumps({"event": "start", "streamSid": 'x"y', "start": {"streamSid": 'x"y'}}),
+        "x" * 20000,
+    ],
+)
+async def test_malformed_frames_are_dropped_not_fatal(call, hosted_fakes, frame):
+    ws = await open_stream(call)
+    await ws.receive_json_from(timeout=5)  # the greeting flows
+    await ws.send_to(text_data=frame)
+    await ws.send_json_to({"event": "dtmf", "streamSid": SID, "dtmf": {"digit": "1"}})
+    await wait_for(lambda: CallEvent.objects.filter(call=call, type="dtmf").exists())
+    await ws.disconnect()
+
+
+async def test_frames_before_start_are_ignored_then_closed(call, hosted_fakes):
+    ws = WebsocketCommunicator(application, PATH)
+    await ws.connect(timeout=10)
+    for msg in media_msgs(silence(20 * 60)):
+        await ws.send_json_to(msg)
+    out = await ws.receive_output(timeout=3)
+    assert out["type"] == "websocket.close" and out["code"] == 1002
+
+
+async def test_second_start_and_foreign_stop_are_ignored(call, hosted_fakes):
+    ws = await open_stream(call)
+    await ws.receive_json_from(timeout=5)
+    await ws.send_json_to(start_msg(await params_for(call), sid="MZ" + "c" * 32))
+    await ws.send_json_to({"event": "stop", "streamSid": "MZ" + "d" * 32})
+    await ws.send_json_to({"event": "dtmf", "streamSid": SID, "dtmf": {"digit": "9"}})
+    await wait_for(lambda: CallEvent.objects.filter(call=call, type="dtmf").exists())
+    await wait_for(lambda: Call.objects.get(pk=call.pk).stream_sid == SID)
+    await ws.disconnect()
+
+
+async def test_drop_without_stop_still_finalises(call, hosted_fakes, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    ws = await open_stream(call)
+    await collect_until_mark(ws)
+    await ws.disconnect()
+    await wait_for(lambda: Call.objects.get(pk=call.pk).status == "completed")
+    await wait_for(lambda: Turn.objects.filter(call=call, speaker="agent").exists())
+    await wait_for(lambda: "without stop" in Call.objects.get(pk=call.pk).end_reason)

@@ -1,0 +1,88 @@
+"""Call writes: creation checks, status changes, turns and events."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from calls import services
+from calls.models import Call, CallEvent, Turn
+from calls.status import CallStatus, IllegalTransition
+
+MYRA_VARS = {"applicant_name": "Ann", "position": "SRE"}
+
+
+@pytest.fixture
+def call(myra):
+    return services.call_create(persona=myra, to="+14155550100", variables=MYRA_VARS)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("number", ["4155550100", "+1415", "+1 (415) 555-01", "hello", ""])
+def test_invalid_numbers_are_rejected(myra, number):
+    with pytest.raises(ValidationError) as info:
+        services.call_create(persona=myra, to=number, variables=MYRA_VARS)
+    assert "to" in info.value.message_dict
+    assert not Call.objects.exists()
+
+
+@pytest.mark.django_db
+def test_number_is_normalised_to_e164(myra):
+    call = services.call_create(persona=myra, to="+1 415-555-0100", variables=MYRA_VARS)
+    assert str(call.to_number) == "+14155550100"
+
+
+@pytest.mark.django_db
+def test_missing_template_variables_are_rejected(myra):
+    with pytest.raises(ValidationError, match="applicant_name"):
+        services.call_create(persona=myra, to="+14155550100", variables={"position": "SRE"})
+    assert not Call.objects.exists()
+
+
+@pytest.mark.django_db
+def test_status_life_cycle_sets_timestamps_and_events(call):
+    services.call_set_status(call_id=call.pk, status=CallStatus.RINGING)
+    services.call_set_status(call_id=call.pk, status=CallStatus.IN_PROGRESS, answered_by="human")
+    done, changed = services.call_set_status(
+        call_id=call.pk, status=CallStatus.COMPLETED, duration=42
+    )
+    assert changed and done.status == "completed" and done.duration == 42
+    assert done.answered_at and done.ended_at and done.answered_by == "human"
+    statuses = [e.payload["status"] for e in CallEvent.objects.filter(call=call, type="status")]
+    assert statuses == ["queued", "ringing", "in-progress", "completed"]
+
+
+@pytest.mark.django_db
+def test_late_status_never_moves_back(call):
+    services.call_set_status(call_id=call.pk, status=CallStatus.IN_PROGRESS)
+    services.call_set_status(call_id=call.pk, status=CallStatus.COMPLETED)
+    again, changed = services.call_set_status(call_id=call.pk, status=CallStatus.RINGING)
+    assert not changed and again.status == "completed"
+
+
+@pytest.mark.django_db
+def test_illegal_transition_raises_and_writes_nothing(call):
+    services.call_set_status(call_id=call.pk, status=CallStatus.IN_PROGRESS)
+    events = CallEvent.objects.count()
+    with pytest.raises(IllegalTransition):
+        services.call_set_status(call_id=call.pk, status=CallStatus.BUSY)
+    call.refresh_from_db()
+    assert call.status == "in-progress" and CallEvent.objects.count() == events
+
+
+@pytest.mark.django_db
+def test_turns_get_consecutive_sequence_numbers(call):
+    services.turn_append(call_id=call.pk, speaker="agent", text="Hello")
+    services.turn_append(call_id=call.pk, speaker="caller", text="Hi")
+    services.turn_append(
+        call_id=call.pk, speaker="agent", text="Long reply", heard_text="Long", interrupted=True
+    )
+    turns = list(Turn.objects.filter(call=call))
+    assert [t.seq for t in turns] == [1, 2, 3]
+    assert turns[2].interrupted and turns[2].heard_text == "Long"
+
+
+@pytest.mark.django_db
+def test_stream_token_nonce_is_single_use(call):
+    services.stream_grant(call_id=call.pk, nonce="abc")
+    assert services.stream_claim(call_uuid=str(call.uuid), nonce="abc", stream_sid="MZ1")
+    assert services.stream_claim(call_uuid=str(call.uuid), nonce="abc", stream_sid="MZ2") is None
+    assert services.stream_claim(call_uuid=str(call.uuid), nonce="", stream_sid="MZ3") is None

@@ -1,0 +1,130 @@
+"""Shared fixtures: API clients, fixture personas, service requirements (PostgreSQL, Redis)."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from django.core.management import call_command
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def require_service(url: str, default_port: int) -> str:
+    """Return `url` if its server answers; else skip, or fail when REQUIRE_SERVICES=1 (CI)."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 1
+        ):
+            return url
+    except OSError as exc:
+        message = f"{url} unreachable: {exc}"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return require_service(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0", 6379)
+
+
+@pytest.fixture
+def personas(db):
+    call_command("load_personas", str(FIXTURES / "personas.yaml"), stdout=io.StringIO())
+    from agents.models import Persona
+
+    return {p.slug: p for p in Persona.objects.all()}
+
+
+@pytest.fixture
+def myra(personas):
+    return personas["myra-recruiting"]
+
+
+@pytest.fixture
+def operator(db, django_user_model):
+    return django_user_model.objects.create_user("op", password="pw-123456", is_staff=True)
+
+
+@pytest.fixture
+def api(operator) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=operator).key}")
+    return client
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def twilio_fake(settings):
+    """The Twilio REST emulator on a loopback port, with the SDK client aimed at it."""
+    from calls.sandbox.emulators.base import EmulatorServer
+    from calls.sandbox.emulators.twilio_rest import TwilioRestEmulator
+    from calls.telephony import client
+
+    emulator = TwilioRestEmulator(account_sid="AC" + "1" * 32, auth_token="secret-token")
+    server = EmulatorServer(emulator.app()).start_in_thread()
+    settings.TWILIO_ACCOUNT_SID = emulator.account_sid
+    settings.TWILIO_AUTH_TOKEN = emulator.auth_token
+    settings.TWILIO_API_BASE_URL = server.base_url
+    settings.PUBLIC_BASE_URL = "https://calls.example.com"
+    client.reset()
+    yield emulator
+    server.stop()
+    client.reset()
+
+
+class HostedFakes:
+    """Deepgram, OpenAI and ElevenLabs emulators, with the settings aimed at them."""
+
+    def __init__(self, deepgram, openai, elevenlabs) -> None:
+        self.deepgram, self.openai, self.elevenlabs = deepgram, openai, elevenlabs
+
+
+@pytest.fixture
+def hosted_fakes(settings):
+    """The hosted providers' real SDK adapters, pointed at wire-level emulators on loopback."""
+    from calls.live import providers as registry
+    from calls.sandbox.emulators.base import EmulatorServer
+    from calls.sandbox.emulators.deepgram import DeepgramEmulator
+    from calls.sandbox.emulators.elevenlabs import ElevenLabsEmulator
+    from calls.sandbox.emulators.openai import OpenAIEmulator
+
+    fakes = HostedFakes(
+        DeepgramEmulator(api_key="dg-key", final_latency_ms=50),
+        OpenAIEmulator(api_key="sk-test"),
+        ElevenLabsEmulator(api_key="el-key", ms_per_char=20),
+    )
+    servers = [
+        EmulatorServer(fakes.deepgram.app()).start_in_thread(),
+        EmulatorServer(fakes.openai.app()).start_in_thread(),
+        EmulatorServer(fakes.elevenlabs.app()).start_in_thread(),
+    ]
+    dg, oa, el = (s.base_url for s in servers)
+    settings.PROVIDERS = {
+        "stt": {"BACKEND": "calls.providers.stt.deepgram.DeepgramSTT",
+                "OPTIONS": {"api_key": "dg-key", "base_url": dg}},
+        "llm": {"BACKEND": "calls.providers.llm.openai.OpenAILLM",
+                "OPTIONS": {"api_key": "sk-test", "base_url": f"{oa}/v1"}},
+        "tts": {"BACKEND": "calls.providers.tts.elevenlabs.ElevenLabsTTS",
+                "OPTIONS": {"api_key": "el-key", "base_url": el}},
+        "tts_fallback": {"BACKEND": "calls.providers.tts.deepgram.DeepgramTTS",
+                         "OPTIONS": {"api_key": "dg-key", "base_url": dg}},
+        "vad": {"BACKEND": "calls.providers.vad.webrtc.WebRTCVAD", "OPTIONS": {}},
+    }  # fmt: skip
+    registry.reset()
+    yield fakes
+    registry.reset()
+    for server in servers:
+        server.stop()

@@ -1,0 +1,1 @@
+"""The Streamlit operator console: talks to the server only through the API."""

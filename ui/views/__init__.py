@@ -1,0 +1,1 @@
+"""Console pages; `ui/app.py` routes to them with st.navigation."""
