@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from asgiref.sync import async_to_sync
@@ -25,7 +28,37 @@ def control_group(call_uuid: uuid.UUID | str) -> str:
     return f"call.{call_uuid}.control"
 
 
+_deferral = threading.local()
+
+
+@contextmanager
+def deferred() -> Iterator[list[tuple[str, dict]]]:
+    """Collect what this thread publishes instead of sending it; the caller sends the list from
+    its event loop (`send_all`), so a writer thread never blocks on the channel layer."""
+    collected: list[tuple[str, dict]] = []
+    _deferral.collected = collected
+    try:
+        yield collected
+    finally:
+        _deferral.collected = None
+
+
+async def send_all(messages: list[tuple[str, dict]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group, message in messages:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # a live view missing one update must never fail a write
+            log.warning("publish to %s failed", group, exc_info=True)
+
+
 def _send(group: str, message: dict) -> None:
+    collected = getattr(_deferral, "collected", None)
+    if collected is not None:
+        collected.append((group, message))
+        return
     layer = get_channel_layer()
     if layer is None:
         return

@@ -31,6 +31,17 @@ def require_service(url: str, default_port: int) -> str:
         pytest.skip(message)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _writer_connection_closed(django_db_setup, django_db_blocker):
+    """The live calls' writer thread keeps its connection open: close it before the test
+    database is dropped (PostgreSQL refuses to drop a database in use)."""
+    yield
+    from calls.live.persister import close_connection
+
+    with django_db_blocker.unblock():
+        close_connection()
+
+
 @pytest.fixture
 def redis_url() -> str:
     return require_service(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0", 6379)

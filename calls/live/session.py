@@ -100,7 +100,6 @@ class CallSession:
             # A new stream of the same call: the old pipeline's playout belonged to the old socket.
             await self.pipeline.stop()
         if self.recorder is None:  # the first stream of the call
-            self.persister.start()
             self.recorder = StereoRecorder(time.monotonic())
         live_sessions[self.call.uuid] = self
         if self.build is not None:

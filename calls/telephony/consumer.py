@@ -7,12 +7,16 @@ any audio is processed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 
 from calls import services
 from calls.events import control_group
@@ -63,6 +67,47 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
     session: CallSession | None = None
     stream_sid: str = ""
     group: str = ""
+
+    async def __call__(self, scope, receive, send) -> None:
+        """Channels' consumer loop without its cost per message (a new task and an
+        `asyncio.wait` for each 20 ms frame, in `await_many_dispatch`): the socket is read in a
+        plain loop, the channel layer (live control) in a side task, and a lock keeps Channels'
+        guarantee of one message handled at a time."""
+        self.scope = scope
+        self.base_send = send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        lock = asyncio.Lock()
+        control = None
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+
+            async def read_control() -> None:
+                while True:
+                    try:
+                        message = await self.channel_layer.receive(self.channel_name)
+                    except Exception:  # the layer is down: the call goes on, control waits
+                        log.warning("control channel unavailable", exc_info=True)
+                        await asyncio.sleep(1.0)
+                        continue
+                    try:
+                        async with lock:
+                            await self.dispatch(message)
+                    except Exception:
+                        log.exception("control message %s failed", message.get("type"))
+
+            control = asyncio.get_running_loop().create_task(read_control())
+        try:
+            while True:
+                message = await receive()
+                async with lock:
+                    await self.dispatch(message)
+        except StopConsumer:
+            pass
+        finally:
+            if control is not None:
+                control.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await control
 
     async def dispatch(self, message: dict) -> None:
         """Like Channels' dispatch, without closing stale DB connections on every message: that

@@ -67,6 +67,7 @@ class ListenRecord:
     id: int
     query: dict[str, str]
     authorization: str
+    extensions: str = ""  # the client's Sec-WebSocket-Extensions offer
     status: int = 101
     bytes_received: int = 0
     frames_received: int = 0
@@ -207,6 +208,7 @@ class DeepgramEmulator:
             id=next(self._ids),
             query=dict(request.query),
             authorization=request.headers.get("Authorization", ""),
+            extensions=request.headers.get("Sec-WebSocket-Extensions", ""),
         )
         self.connections.append(record)
         early: web.StreamResponse | None = None

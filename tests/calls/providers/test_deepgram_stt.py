@@ -87,6 +87,7 @@ async def test_live_session_interims_final_vad_and_utterance_end(server):
     assert not [e for e in seen if isinstance(e, STTError)]
     rec = emu.connections[0]
     assert rec.authorization == "Token test-key"
+    assert rec.extensions == ""  # no permessage-deflate: mu-law frames are sent as they are
     assert {
         k: rec.query[k]
         for k in (

@@ -421,12 +421,14 @@ def test_two_personas_talk_on_two_supervisable_calls(server):
     assert turns(inbound, "agent")[0].startswith("Hello, this is Sarah")
 
     # The operator speaks on the inbound call through the normal control path; Myra hears it.
+    # Whisper may mishear single words ("supervise"), so hearing means sharing 3 of its words.
+    before = len(turns(outbound, "caller"))
     _ok(api.post(f"/api/calls/{inbound['id']}/say/", json={"text": SAY}), 202)
     _until("the supervisor's line on the inbound call",
            lambda: SAY in turns(inbound, "agent"), 15, log, transcript)  # fmt: skip
     _until("Myra hearing the supervisor",
-           lambda: any("supervisor" in words(t) for t in turns(outbound, "caller")), 10, log,
-           transcript)  # fmt: skip
+           lambda: any(len(words(t) & words(SAY)) >= 3 for t in turns(outbound, "caller")[before:]),
+           10, log, transcript)  # fmt: skip
 
     # The operator hangs up the inbound call: the carrier ends both (`stop` on both streams).
     _ok(api.post(f"/api/calls/{inbound['id']}/hangup/"))
