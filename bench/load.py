@@ -417,7 +417,10 @@ def profiler(output: Path | None, n: int, pid: int, log):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-        log(f"  py-spy samples saved to {path}")
+        if path.exists():
+            log(f"  py-spy samples saved to {path}")
+        else:
+            log(f"  py-spy failed: {proc.stderr.read().decode(errors='replace')[-500:]}")
 
 
 # --- stack per level ---------------------------------------------------------------------------

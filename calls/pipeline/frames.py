@@ -13,10 +13,12 @@ class Frame:
 # --- from the caller's side ---------------------------------------------------------------
 @dataclass(slots=True)
 class AudioIn(Frame):
-    """One inbound 20 ms mu-law frame; `t` is the monotonic arrival time."""
+    """One inbound 20 ms mu-law frame; `t` is the monotonic arrival time; `speech` is the local
+    VAD's decision for this frame (None until a VAD has looked at it)."""
 
     mulaw: bytes
     t: float
+    speech: bool | None = None
 
 
 @dataclass(slots=True)

@@ -17,6 +17,10 @@ from calls.providers.stt.base import (
 
 log = logging.getLogger(__name__)
 MAX_EARLY_FRAMES = 250  # 5 s of 20 ms frames
+# After the caller's last speech frame, the provider may decide the end of the utterance once
+# `endpointing_ms` of silence has reached it: audio in that window goes out frame by frame, with
+# this margin. Elsewhere (during speech, in long silences) it may be sent in larger pieces.
+URGENT_MARGIN_MS = 200
 
 
 class STTProcessor(Processor):
@@ -34,6 +38,8 @@ class STTProcessor(Processor):
         self._failed = False
         # Caller audio that arrives while the STT connection is still opening (bounded).
         self._early: list[bytes] = []
+        self._urgent_frames = (max(options.endpointing_ms, 0) + URGENT_MARGIN_MS) // 20
+        self._quiet = self._urgent_frames + 1  # consecutive frames without speech (VAD)
 
     async def start(self) -> None:
         self.spawn(self._run(), "stt-reader")
@@ -64,12 +70,23 @@ class STTProcessor(Processor):
         if isinstance(frame, AudioIn):
             if self.session is not None:
                 try:
-                    await self.session.send(frame.mulaw)
+                    await self.session.send(frame.mulaw, urgent=self._urgent(frame))
                 except Exception as exc:  # the provider reconnects on its own; never block audio
                     log.debug("STT send failed: %s", exc)
             elif not self._failed and len(self._early) < MAX_EARLY_FRAMES:
                 self._early.append(frame.mulaw)
         await self.push(frame)
+
+    def _urgent(self, frame: AudioIn) -> bool:
+        """True while the provider may be deciding that the caller stopped speaking."""
+        if frame.speech is None:  # no VAD in front: every frame may matter
+            return True
+        if frame.speech:
+            self._quiet = 0
+            return False
+        if self._quiet <= self._urgent_frames:
+            self._quiet += 1
+        return self._quiet <= self._urgent_frames
 
     async def stop(self) -> None:
         if self.session is not None:

@@ -8,7 +8,8 @@ from calls.providers.vad.base import SpeechDetector
 
 
 class VADProcessor(Processor):
-    """AudioIn -> AudioIn, plus CallerSpeechStarted / CallerSpeechStopped when the state flips."""
+    """AudioIn -> AudioIn (with its `speech` decision), plus CallerSpeechStarted /
+    CallerSpeechStopped when the state flips."""
 
     def __init__(self, detector: SpeechDetector) -> None:
         super().__init__()
@@ -17,6 +18,7 @@ class VADProcessor(Processor):
     async def process(self, frame: Frame) -> None:
         if isinstance(frame, AudioIn):
             event = self.detector.process(frame.mulaw)
+            frame.speech = self.detector.last_speech
             if event == "started":
                 # The speech began when the debounce run began, not now.
                 await self.push(CallerSpeechStarted(frame.t - self.detector.start_frames * 0.02))

@@ -52,7 +52,9 @@ class STTSession(abc.ABC):
     """One live recognition stream. `send` never blocks on the network for long (it buffers)."""
 
     @abc.abstractmethod
-    async def send(self, mulaw: bytes) -> None: ...
+    async def send(self, mulaw: bytes, *, urgent: bool = True) -> None:
+        """Queue caller audio. `urgent=False` lets a session hold it briefly to send fewer,
+        larger messages (it is never held past the next urgent frame, finalize or close)."""
 
     @abc.abstractmethod
     def events(self) -> AsyncIterator[STTEvent]:

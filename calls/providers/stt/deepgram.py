@@ -112,6 +112,7 @@ class DeepgramSTT(STTProvider):
         keepalive_s: float = 5.0,
         replay_s: float = 10.0,
         buffer_s: float = 5.0,
+        chunk_ms: int = 100,
         max_reconnects: int = 5,
         backoff_s: float = 0.25,
         connect_timeout_s: float = 5.0,
@@ -128,6 +129,7 @@ class DeepgramSTT(STTProvider):
             keepalive_s=keepalive_s,
             replay_s=replay_s,
             buffer_s=buffer_s,
+            chunk_bytes=chunk_ms * BYTES_PER_S // 1000,
             max_reconnects=max_reconnects,
             backoff_s=backoff_s,
             connect_timeout_s=connect_timeout_s,
@@ -189,6 +191,7 @@ class DeepgramSTTSession(STTSession):
         keepalive_s: float,
         replay_s: float,
         buffer_s: float,
+        chunk_bytes: int,
         max_reconnects: int,
         backoff_s: float,
         connect_timeout_s: float,
@@ -199,6 +202,8 @@ class DeepgramSTTSession(STTSession):
         self.keepalive_s = keepalive_s
         self.replay_bytes = int(replay_s * BYTES_PER_S)
         self.buffer_bytes = int(buffer_s * BYTES_PER_S)
+        self.chunk_bytes = chunk_bytes
+        self._chunk = bytearray()  # non-urgent audio held to go out as one message
         self.max_reconnects = max_reconnects
         self.backoff_s = backoff_s
         self.connect_timeout_s = connect_timeout_s
@@ -231,9 +236,24 @@ class DeepgramSTTSession(STTSession):
         self._runner = asyncio.create_task(self._run(ready), name="deepgram-stt")
         await ready
 
-    async def send(self, mulaw: bytes) -> None:
+    async def send(self, mulaw: bytes, *, urgent: bool = True) -> None:
+        """One websocket message per 20 ms frame costs a syscall each (13 % of a call's CPU in
+        `make load`): non-urgent audio goes out in `chunk_ms` pieces instead."""
         if self._closing or not mulaw or (self._runner and self._runner.done()):
             return
+        if not urgent or self._chunk:
+            self._chunk += mulaw
+            if not urgent and len(self._chunk) < self.chunk_bytes:
+                return
+            mulaw, self._chunk = bytes(self._chunk), bytearray()
+        self._accept(mulaw)
+
+    def _flush_chunk(self) -> None:
+        if self._chunk:
+            mulaw, self._chunk = bytes(self._chunk), bytearray()
+            self._accept(mulaw)
+
+    def _accept(self, mulaw: bytes) -> None:
         item = (self._total, bytes(mulaw))
         self._total += len(mulaw)
         self._ring.append(item)
@@ -258,11 +278,13 @@ class DeepgramSTTSession(STTSession):
         self._events.put_nowait(None)  # later iterators end too
 
     async def finalize(self) -> None:
+        self._flush_chunk()
         self._queue_control(_FINALIZE)
 
     async def close(self) -> None:
         if self._closing or self._runner is None:
             return
+        self._flush_chunk()
         self._closing = True
         runner = self._runner
         if self._connected:

@@ -217,7 +217,7 @@ class LocalSTTSession(STTSession):
     def _now(self) -> float:
         return self._frames * FRAME_MS / 1000
 
-    async def send(self, mulaw: bytes) -> None:
+    async def send(self, mulaw: bytes, *, urgent: bool = True) -> None:
         if self._closed:
             return
         for frame in self._splitter.push(mulaw):

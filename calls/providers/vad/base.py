@@ -35,6 +35,7 @@ class SpeechDetector:
         self.start_frames = start_ms // frame_ms
         self.stop_frames = stop_ms // frame_ms
         self.speaking = False
+        self.last_speech = False  # the decision for the last frame processed
         self._run = 0  # consecutive frames that disagree with the current state
 
     @property
@@ -43,7 +44,7 @@ class SpeechDetector:
         return self._run * self.frame_ms
 
     def process(self, mulaw_frame: bytes) -> SpeechEvent | None:
-        speech = self.vad.is_speech(mulaw_frame)
+        speech = self.last_speech = self.vad.is_speech(mulaw_frame)
         if speech != self.speaking:
             self._run += 1
             limit = self.stop_frames if self.speaking else self.start_frames

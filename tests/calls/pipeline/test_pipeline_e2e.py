@@ -67,10 +67,12 @@ class FakeSTTSession(STTSession):
 
     def __init__(self) -> None:
         self.audio = bytearray()
+        self.urgent: list[bool] = []
         self._events: asyncio.Queue[STTEvent | None] = asyncio.Queue()
 
-    async def send(self, mulaw: bytes) -> None:
+    async def send(self, mulaw: bytes, *, urgent: bool = True) -> None:
         self.audio += mulaw
+        self.urgent.append(urgent)
 
     async def events(self) -> AsyncIterator[STTEvent]:
         while (event := await self._events.get()) is not None:

@@ -243,6 +243,24 @@ async def test_send_never_blocks_and_bounds_its_buffer(server):
     await session.close()
 
 
+async def test_non_urgent_audio_goes_out_in_100_ms_messages(server):
+    emu, url = server
+    session = await stt(url).open(OPTIONS)
+    frames = [bytes([0xFF]) * 160] * 14
+    for frame in frames[:10]:  # speech or long silence: held and sent as 100 ms pieces
+        await session.send(frame, urgent=False)
+    await session.send(frames[10])  # near an endpoint: what is held goes out with it, at once
+    for frame in frames[11:13]:
+        await session.send(frame, urgent=False)
+    await session.finalize()  # never held past a finalize
+    await session.send(frames[13], urgent=False)
+    await session.close()  # nor past the close
+    rec = emu.connections[0]
+    assert rec.bytes_received == 14 * 160
+    assert rec.frames_received == 5  # 800 + 800 + 160 + 320 + 160 bytes
+    assert [c["type"] for c in rec.control] == ["Finalize", "CloseStream"]
+
+
 def test_connect_kwargs_follow_options():
     provider = DeepgramSTT(api_key="k", model="nova-3", diarize=True)
     kw = provider.connect_kwargs(
