@@ -81,6 +81,7 @@ class OpenAIEmulator:
         self.realtime_replies: deque[Reply] = deque()
         self.transcripts: deque[str] = deque()
         self.requests: list[dict] = []
+        self.request_headers: list[dict[str, str]] = []  # beside `requests`, lower-case names
         self.realtime_connections: list[dict] = []
         self.realtime_events: list[dict] = []
         self.truncations: list[dict] = []

@@ -88,6 +88,7 @@ async def handle_chat(emu: OpenAIEmulator, request: web.Request) -> web.StreamRe
             None,
         )
     emu.requests.append(body)
+    emu.request_headers.append({k.lower(): v for k, v in request.headers.items()})
     for name in ("model", "messages"):
         if name not in body:
             return api_error(

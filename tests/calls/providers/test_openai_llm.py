@@ -111,6 +111,23 @@ async def test_default_reply_and_model_override(emu, llm):
     assert emu.requests[-1]["model"] == "gpt-4.1-nano"
 
 
+async def test_create_arguments_go_where_the_sdk_puts_them(emu):
+    provider = OpenAILLM(
+        api_key="sk-test", base_url=emu.url, tool_choice="none",
+        extra_body={"seed": 7}, extra_headers={"X-Trace": "t1"}, extra_query={"tag": "q"},
+    )  # fmt: skip
+    try:
+        emu.script("ok")
+        await collect(provider, ask())
+        await collect(provider, ask())
+    finally:
+        await provider.aclose()
+    body, headers = emu.requests[-1], emu.request_headers[-1]
+    assert body["tool_choice"] == "none" and body["seed"] == 7
+    assert not {"extra_body", "extra_headers", "extra_query"} & set(body)
+    assert headers["x-trace"] == "t1" and headers["authorization"] == "Bearer sk-test"
+
+
 async def test_bare_function_schemas_are_wrapped(emu, llm):
     await collect(llm, ask(tools=[TOOLS[0]["function"]]))
     assert emu.requests[-1]["tools"] == TOOLS
