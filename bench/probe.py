@@ -183,7 +183,7 @@ PROBE = Probe()
 
 def install() -> None:
     """Wrap the media consumer's `receive`, `send_media` and `_stop`, and the session's
-    `finalise` (class attributes, so every consumer and session built afterwards is measured);
+    `_final_writes` (class attributes, so every consumer and session built afterwards is measured);
     nothing else of the server changes."""
     from calls.live.session import CallSession
     from calls.telephony.consumer import MediaStreamConsumer
@@ -216,15 +216,13 @@ def install() -> None:
             PROBE.record(self.stream_sid).ended = clock()
         await stop(self, reason)
 
-    finalise = CallSession.finalise
+    final_writes = CallSession._final_writes
 
-    async def probed_finalise(self, reason: str) -> None:
-        first = not self._finalised
-        await finalise(self, reason)
-        if first:  # turns, events, recording and end status are all written now
-            PROBE.finalised.add(str(self.call.uuid))
+    async def probed_final_writes(self, reason: str) -> None:
+        await final_writes(self, reason)  # runs once a session, in a task of its own
+        PROBE.finalised.add(str(self.call.uuid))  # turns, events, recording, end status written
 
-    CallSession.finalise = probed_finalise
+    CallSession._final_writes = probed_final_writes
     MediaStreamConsumer.receive = probed_receive
     MediaStreamConsumer.send_media = probed_send_media
     MediaStreamConsumer._stop = probed_stop

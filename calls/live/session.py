@@ -46,6 +46,8 @@ RECONNECT_GRACE_S = 15.0
 
 # Sessions held by this process, by call UUID (a reconnecting stream finds its session here).
 live_sessions: dict[str, CallSession] = {}
+# Finalisations under way, held so that they are not collected before they finish.
+_finishing: set[asyncio.Task] = set()
 
 
 @dataclass
@@ -85,6 +87,7 @@ class CallSession:
         self._wall0 = time.time() - time.monotonic()  # monotonic -> wall clock
         self._expect_reconnect = False
         self._finalised = False
+        self._finish: asyncio.Task | None = None
         self._hangup_reason = ""  # ours, kept over the stream stop our own hang-up causes
         self._reconnect_timer: asyncio.TimerHandle | None = None
         self._actions: set[asyncio.Task] = set()
@@ -147,10 +150,19 @@ class CallSession:
         await self.finalise(reason)
 
     async def finalise(self, reason: str) -> None:
-        """Stop everything and persist what is left: turns, events, recording, end status."""
-        if self._finalised:
-            return
-        self._finalised = True
+        """Stop everything and persist what is left: turns, events, recording, end status.
+
+        It runs in a task of its own, to the end, even when the awaiting coroutine is cancelled:
+        daphne cancels a consumer 10 s after its socket closed, which a loaded server's
+        finalisation can outlast."""
+        if self._finish is None:
+            self._finalised = True
+            self._finish = asyncio.get_running_loop().create_task(self._final_writes(reason))
+            _finishing.add(self._finish)
+            self._finish.add_done_callback(_finishing.discard)
+        await asyncio.shield(self._finish)
+
+    async def _final_writes(self, reason: str) -> None:
         reason = self._hangup_reason or reason
         live_sessions.pop(self.call.uuid, None)
         if self.pipeline is not None:

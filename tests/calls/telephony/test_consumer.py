@@ -208,3 +208,36 @@ async def test_drop_without_stop_still_finalises(call, hosted_fakes, settings, t
     await wait_for(lambda: Call.objects.get(pk=call.pk).status == "completed")
     await wait_for(lambda: Turn.objects.filter(call=call, speaker="agent").exists())
     await wait_for(lambda: "without stop" in Call.objects.get(pk=call.pk).end_reason)
+
+
+async def test_finalisation_outlives_a_cancelled_consumer(
+    call, hosted_fakes, settings, tmp_path, monkeypatch
+):
+    """daphne cancels a consumer 10 s after its socket closed; a loaded server may still be
+    writing the call's end then. What the session started to write must still be written."""
+    from calls.live import session as session_module
+
+    settings.MEDIA_ROOT = tmp_path
+    saving, release = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    real_save = session_module._save_recording
+
+    def slow_save(call_id, wav):
+        loop.call_soon_threadsafe(saving.set)
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
+        real_save(call_id, wav)
+
+    monkeypatch.setattr(session_module, "_save_recording", slow_save)
+    ws = await open_stream(call)
+    await collect_until_mark(ws)
+    await ws.send_json_to({"event": "stop", "streamSid": SID, "stop": {"callSid": "CA1"}})
+    await asyncio.wait_for(saving.wait(), 5)
+    ws.future.cancel()  # what daphne's application checker does
+    with pytest.raises(asyncio.CancelledError):
+        await ws.future
+    release.set()
+    await wait_for(lambda: Call.objects.get(pk=call.pk).status == "completed")
+    await wait_for(lambda: bool(Call.objects.get(pk=call.pk).recording))
+    assert (await database_sync_to_async(Call.objects.get)(pk=call.pk)).end_reason == (
+        "stream stopped"
+    )
