@@ -22,6 +22,7 @@ FRAME_S = 0.02
 FRAME_BYTES = 160
 SILENCE = b"\xff" * FRAME_BYTES
 _MEDIA_PREFIX = '{"event":"media"'  # how calls.telephony.protocol.media_message starts
+_PAYLOAD_KEY = '"payload":"'
 
 
 @dataclass
@@ -179,7 +180,11 @@ class TwilioCaller:
                 self.timing.media_in += 1
                 if self._media_waiter is not None and not self._media_waiter.done():
                     self._media_waiter.set_result(now)
-                self._play_end = max(self._play_end, now) + FRAME_S
+                # A message holds whole frames: its base64 payload runs to the closing `"}}`.
+                chars = len(raw) - raw.rindex(_PAYLOAD_KEY) - len(_PAYLOAD_KEY) - 3
+                self._play_end = max(self._play_end, now) + FRAME_S * max(
+                    1, round(chars * 0.75 / FRAME_BYTES)
+                )
                 self._last_media = now
                 continue
             msg = json.loads(raw)

@@ -61,13 +61,14 @@ class StreamRecord:
         self.ts.append(ts_ms)
         self.off.append(done - ts_ms / 1000 - self.t0)
 
-    def media_out(self, now: float) -> None:
-        self.out_frames += 1
+    def media_out(self, now: float, frames: int) -> None:
+        """A media message of `frames` whole 20 ms frames handed to the socket at `now`."""
+        self.out_frames += frames
         if self.out_end and self.out_end < now < self.out_end + REPLY_GAP_S:
             self.late_frames += 1
             self.out_times.append(now)
             self.late_ms.append((now - self.out_end) * 1000)
-        self.out_end = max(self.out_end, now) + FRAME_S
+        self.out_end = max(self.out_end, now) + FRAME_S * frames
 
     @property
     def nbytes(self) -> int:
@@ -208,7 +209,7 @@ def install() -> None:
             PROBE.record(self.stream_sid).media_in(ts, done)
 
     async def probed_send_media(self, mulaw: bytes) -> None:
-        PROBE.record(self.stream_sid).media_out(clock())
+        PROBE.record(self.stream_sid).media_out(clock(), len(mulaw) // 160)
         await send_media(self, mulaw)
 
     async def probed_stop(self, reason: str) -> None:

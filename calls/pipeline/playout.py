@@ -1,6 +1,6 @@
 """Plays agent audio to the carrier at real-time pace, and knows what the caller actually heard.
 
-SpeechChunk -> 20 ms media frames + a mark at each segment end (via the transport)
+SpeechChunk -> media messages of whole 20 ms frames + a mark at each segment end (via the transport)
 MarkPlayed  -> the segment was heard; a fully heard reply -> TurnRecord(agent) [+ Hangup]
 Interrupt   -> `clear`, and TurnRecord(agent, interrupted, heard_text) cut at the playhead
 """
@@ -36,6 +36,9 @@ LEAD_HIGH_S = 0.20
 LEAD_LOW_S = 0.10
 # If the carrier never echoes a mark, treat the audio as played this long after its end.
 MARK_GRACE_S = 2.0
+# Whole 20 ms frames of one segment per media message (Twilio plays any whole number of frames):
+# a message costs the server as much as its audio does, and pacing stays frame-exact.
+MESSAGE_FRAMES = 5
 
 
 class Transport(Protocol):
@@ -165,10 +168,21 @@ class PlayoutProcessor(Processor):
                     seg.start = start
                     metrics = self.ctx.metrics.setdefault(seg.reply_id, {})
                     metrics.setdefault("first_audio", now)
+                frames = [frame]
                 self._play_end = start + FRAME_S
-                await self.transport.send_media(frame)
+                while (
+                    len(frames) < MESSAGE_FRAMES
+                    and self._queue
+                    and self._play_end - now < LEAD_HIGH_S
+                    and isinstance(self._queue[0], tuple)
+                    and self._queue[0][0] is seg
+                ):
+                    frames.append(self._queue.popleft()[1])
+                    self._play_end += FRAME_S
+                audio = frames[0] if len(frames) == 1 else b"".join(frames)
+                await self.transport.send_media(audio)
                 if self.on_audio_out is not None:
-                    self.on_audio_out(frame, start)
+                    self.on_audio_out(audio, start)
             if self._queue:
                 await asyncio.sleep(max(0.005, self._play_end - LEAD_LOW_S - clock()))
 

@@ -128,6 +128,7 @@ class StreamStats:
     frames_sent: int = 0
     frames_played: int = 0  # ticks in which app audio played
     media_received: int = 0  # media messages from the app
+    frames_received: int = 0  # the 20 ms frames they held
     marks_echoed: int = 0
     clears: int = 0
     dtmf_sent: int = 0
@@ -410,6 +411,7 @@ class MediaStream:
                 self._error(MALFORMED_MESSAGE, "media without a base64 payload")
                 return
             self.stats.media_received += 1
+            self.stats.frames_received += len(audio) // FRAME_BYTES
             self.playback.push(audio)
         elif event == "mark":
             mark = data.get("mark")

@@ -54,6 +54,9 @@ class Transport:
     def marks(self) -> list[str]:
         return [e[1] for e in self.sent if e[0] == "mark"]
 
+    def frames(self) -> int:
+        return sum(len(m) for m in self.media()) // FRAME
+
 
 class Harness:
     def __init__(self, clock: Clock | None = None) -> None:
@@ -105,7 +108,7 @@ class Harness:
         return [f for f in self.out if isinstance(f, TurnRecord)]
 
 
-async def test_audio_goes_out_in_20ms_frames_with_a_mark_after_each_segment():
+async def test_audio_goes_out_in_whole_20ms_frames_with_a_mark_after_each_segment():
     async with Harness() as h:
         await h.send(
             SpeechChunk(1, 1, "One.", b"\x01" * 300),
@@ -114,13 +117,17 @@ async def test_audio_goes_out_in_20ms_frames_with_a_mark_after_each_segment():
             SpeechChunk(1, 2, "Two.", b"\x03" * 320, end=True),
         )
         await h.until(lambda: len(h.transport.marks()) == 2)
-    assert h.kinds() == ["media"] * 4 + ["mark:r1s1"] + ["media"] * 2 + ["mark:r1s2"]
-    media = h.transport.media()
-    assert all(len(frame) == FRAME for frame in media)
-    assert b"".join(media[:4]) == b"\x01" * 300 + b"\x02" * 200 + b"\xff" * 140  # padded
-    assert [round(b - a, 3) for a, b in zip(h.played_at, h.played_at[1:], strict=False)] == [
-        0.02
-    ] * 5
+    sent = h.transport.sent
+    first = [m for kind, m in sent[: sent.index(("mark", "r1s1"))] if kind == "media"]
+    second = [m for kind, m in sent[sent.index(("mark", "r1s1")) + 1 : -1] if kind == "media"]
+    assert sent[-1] == ("mark", "r1s2")
+    assert all(len(m) % FRAME == 0 for m in first + second)  # whole frames only
+    assert b"".join(first) == b"\x01" * 300 + b"\x02" * 200 + b"\xff" * 140  # padded
+    assert b"".join(second) == b"\x03" * 320
+    # Each message is timed at its first frame; the six frames run back to back.
+    sizes = [len(m) // FRAME for m in first + second]
+    starts = [round(t - h.played_at[0], 3) for t in h.played_at]
+    assert starts == [round(0.02 * sum(sizes[:i]), 3) for i in range(len(sizes))]
 
 
 async def test_frames_are_paced_a_short_lead_ahead_of_the_playhead():
@@ -129,12 +136,28 @@ async def test_frames_are_paced_a_short_lead_ahead_of_the_playhead():
         await h.segment(1, 1, "A long line.", frames=50)
         await h.until(lambda: h.transport.media())
         await asyncio.sleep(0.05)
-        assert 9 <= len(h.transport.media()) <= 11  # 200 ms ahead, not the whole second
+        assert 9 <= h.transport.frames() <= 11  # 200 ms ahead, not the whole second
         clock.t += 0.1
-        await h.until(lambda: len(h.transport.media()) >= 14)
+        await h.until(lambda: h.transport.frames() >= 14)
         await asyncio.sleep(0.15)
-        assert len(h.transport.media()) <= 16  # topped up to the same lead
+        assert h.transport.frames() <= 16  # topped up to the same lead
         assert not h.transport.marks()
+
+
+async def test_queued_audio_goes_out_in_messages_of_up_to_five_frames_of_one_segment():
+    clock = Clock()
+    async with Harness(clock) as h:
+        await h.segment(1, 1, "First.", frames=7)
+        await h.segment(1, 2, "Second.", frames=3)
+        for _ in range(20):
+            clock.t += 0.1
+            await asyncio.sleep(0.01)
+        await h.until(lambda: len(h.transport.marks()) == 2)
+    sizes = [len(m) // FRAME for m in h.transport.media()]
+    assert h.kinds() == ["media", "media", "mark:r1s1", "media", "mark:r1s2"]
+    assert sizes == [5, 2, 3]  # whole frames, at most 5, a segment's own
+    # Each message is timed at its first frame; the frames run back to back.
+    assert [round(t - h.played_at[0], 3) for t in h.played_at] == [0.0, 0.1, 0.14]
 
 
 async def test_a_reply_is_recorded_only_when_all_its_marks_are_echoed():

@@ -61,8 +61,10 @@ class Carrier:
         self._pending: dict[str, asyncio.TimerHandle] = {}
 
     async def send_media(self, mulaw: bytes) -> None:
-        self._end = max(self._end, time.monotonic()) + 0.02
-        self.media.append(mulaw)
+        """A message holds whole 20 ms frames; `media` keeps them one by one."""
+        frames = [mulaw[i : i + 160] for i in range(0, len(mulaw), 160)]
+        self._end = max(self._end, time.monotonic()) + 0.02 * len(frames)
+        self.media.extend(frames)
 
     async def send_mark(self, name: str) -> None:
         self.marks.append(name)
