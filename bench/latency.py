@@ -34,7 +34,7 @@ from pathlib import Path
 
 from bench import db, floor, report
 from bench.caller import CallTiming, TwilioCaller
-from bench.stack import KEYS, KNOWN_EXPERIMENTS, Injected, Script, Stack
+from bench.stack import KEYS, Injected, Script, Stack
 from calls.sandbox.emulators.base import speech_like
 
 GAP_S = 0.4  # the caller's pause after the agent finishes, before speaking again
@@ -179,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="requests per emulator timed with a plain client (0 = skip)")  # fmt: skip
     p.add_argument("--speech-ms", type=int, default=1000, help="length of each caller turn")
     p.add_argument("--token-delay-ms", type=float, default=0.0, help="LLM gap between tokens")
-    p.add_argument("--experiment", action="append", default=[], choices=KNOWN_EXPERIMENTS,
-                   help="patch the server with a proposed fix (see bench/asgi.py); repeatable")  # fmt: skip
     p.add_argument("--no-pin", action="store_true", help="do not pin the server to its own CPU")
     p.add_argument("--json", type=Path, help="also save the figures here")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, database)")
@@ -200,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     plans = plan_calls(a.turns, a.turns_per_call, a.greetings)
     started = time.monotonic()
     try:
-        stack = Stack(workdir, injected, script, pin=not a.no_pin, experiments=tuple(a.experiment))
+        stack = Stack(workdir, injected, script, pin=not a.no_pin)
         with stack:
             log(f"server pid {stack.server_pid} on {stack.http_url}, work dir {workdir}")
             db.setup(stack.env)
@@ -221,7 +219,6 @@ def main(argv: list[str] | None = None) -> int:
             config = {
                 "turns": a.turns, "turns_per_call": a.turns_per_call, "greeting_pairs": a.greetings,
                 "speech_ms": a.speech_ms, "gap_s": GAP_S, "pinned": stack.pin,
-                "experiments": list(a.experiment),
                 "injected_ms": {**asdict(injected), "total": injected.total},
                 "script": asdict(script), "cpus": os.cpu_count(), "python": sys.version.split()[0],
                 "seconds": round(time.monotonic() - started, 1),

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.stack import KNOWN_EXPERIMENTS, LOAD_EXPERIMENTS, SERVERS, Injected, Script, Stack
+from bench.stack import SERVERS, Injected, Script, Stack
 
 PERSONA = "myra-recruiting"
 FIRST_NUMBER = 14155552000  # +1 415 555 2000 and up: numbers with no scenario of their own
@@ -452,7 +452,7 @@ def run_level(n: int, args, root: Path, log) -> dict:
     carrier = ["--voice", "synthetic", "--no-record", "--scenario-dir", str(scenarios),
                "--default-scenario", "load"]  # fmt: skip
     stack = Stack(workdir, Injected(), Script(), pin=not args.no_pin, carrier=carrier,
-                  extra_env={"BENCH_PROBE": "1"}, experiments=tuple(args.experiment),
+                  extra_env={"BENCH_PROBE": "1"},
                   server=args.server)  # fmt: skip
     started = time.monotonic()
     with stack:
@@ -522,17 +522,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-warmup", action="store_true", help="skip the warm-up call")
     p.add_argument("--persist-timeout", type=float, default=180.0)
     p.add_argument(
-        "--experiment",
-        action="append",
-        default=[],
-        choices=(*KNOWN_EXPERIMENTS, *LOAD_EXPERIMENTS),
-        help="patch the server with a proposed fix (bench/experiments.py); repeatable",
-    )
-    p.add_argument(
         "--server",
         choices=SERVERS,
         default="daphne",
-        help="ASGI server of the server under test (uvicorn: an experiment)",
+        help="ASGI server of the server under test (uvicorn: for comparison)",
     )
     p.add_argument("--no-pin", action="store_true", help="do not pin the server to its own CPU")
     p.add_argument("--json", type=Path, help="also save the figures here")
@@ -567,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     print(details(rows))
     if a.json:
         config = {"seconds": a.seconds, "calls": levels, "ramp_rate": RAMP_RATE,
-                  "experiments": a.experiment, "server": a.server,
+                  "server": a.server,
                   "injected_ms": asdict(Injected()), "cpus": os.cpu_count(),
                   "python": sys.version.split()[0], "target_p99_ms": TARGET_P99_MS}  # fmt: skip
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -106,12 +106,7 @@ def table(figures: dict) -> str:
         f"voice-to-voice bench: {figures['config']['turns']} turns "
         f"({figures['config']['turns_per_call']} per call), injected STT {inj['stt_final']:.0f} + "
         f"LLM {inj['llm_first_token']:.0f} + TTS {inj['tts_first_byte']:.0f} = "
-        f"{inj['total']:.0f} ms, server pinned: {figures['config']['pinned']}"
-        + (
-            f", EXPERIMENTS: {', '.join(figures['config']['experiments'])}"
-            if figures["config"].get("experiments")
-            else ""
-        ),
+        f"{inj['total']:.0f} ms, server pinned: {figures['config']['pinned']}",
         "",
         f"{'measured at the caller (ms)':<58}{'p50':>8}{'p95':>8}{'min':>8}{'max':>8}{'n':>5}"
         f"{'target':>10}",

@@ -24,10 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Proposed fixes the server can be patched with for a run (applied by bench/asgi.py).
-KNOWN_EXPERIMENTS = ("frame-dispatch", "preload")
-# For the load bench (bench/experiments.py).
-LOAD_EXPERIMENTS = ("stt-no-deflate", "persister-thread", "consumer-loop")
 SERVERS = ("daphne", "uvicorn")
 KEYS = {"deepgram": "dg-bench", "openai": "sk-bench", "elevenlabs": "el-bench"}
 # Settings the bench must not inherit from the shell (they would change what is measured).
@@ -88,12 +84,10 @@ def pinning_available() -> bool:
 class Stack:
     def __init__(
         self, workdir: Path, injected: Injected, script: Script, *, pin: bool,
-        experiments: tuple[str, ...] = (),
         carrier: list[str] | None = None, extra_env: dict[str, str] | None = None,
         server: str = "daphne",
     ) -> None:  # fmt: skip
         self.workdir = workdir
-        self.experiments = experiments
         self.carrier_args = carrier
         self.extra_env = dict(extra_env or {})
         if server not in SERVERS:
@@ -149,7 +143,7 @@ class Stack:
             self.env["TWILIO_API_BASE_URL"] = self.urls["carrier"]
         self._manage("migrate", "--noinput", "-v0")
         self._manage("load_personas", "fixtures/personas.yaml")
-        if self.server == "uvicorn":  # an experiment: the same app on uvicorn + websockets
+        if self.server == "uvicorn":  # for comparison: the same app on uvicorn + websockets
             argv = [str(Path(sys.executable).with_name("uvicorn")), "bench.asgi:application",
                     "--host", "127.0.0.1", "--port", str(self.port), "--lifespan", "off",
                     "--ws", "websockets", "--ws-per-message-deflate", "false",
@@ -187,7 +181,6 @@ class Stack:
             ELEVENLABS_API_KEY=KEYS["elevenlabs"],
             ELEVENLABS_BASE_URL=self.urls["elevenlabs"],
             PYTHONUNBUFFERED="1",
-            BENCH_EXPERIMENTS=",".join(self.experiments),
         )
         if self.carrier_args is not None:
             env.update(
