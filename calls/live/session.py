@@ -7,6 +7,7 @@ The consumer feeds it frames and gives it a transport; the session outlives a si
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import time
@@ -43,6 +44,8 @@ from calls.telephony import carrier, twiml
 log = logging.getLogger(__name__)
 # After a `stop` we caused (digits pressed), wait this long for the new stream before finalising.
 RECONNECT_GRACE_S = 15.0
+# A finalisation still running after this long is logged with where it waits.
+SLOW_FINALISE_S = 30.0
 
 # Sessions held by this process, by call UUID (a reconnecting stream finds its session here).
 live_sessions: dict[str, CallSession] = {}
@@ -157,10 +160,25 @@ class CallSession:
         finalisation can outlast."""
         if self._finish is None:
             self._finalised = True
-            self._finish = asyncio.get_running_loop().create_task(self._final_writes(reason))
+            loop = asyncio.get_running_loop()
+            self._finish = loop.create_task(self._final_writes(reason))
             _finishing.add(self._finish)
-            self._finish.add_done_callback(_finishing.discard)
+            self._finish.add_done_callback(self._finished)
+            loop.call_later(SLOW_FINALISE_S, self._report_slow_finalise)
         await asyncio.shield(self._finish)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        _finishing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("finalising call %s failed", self.call.uuid, exc_info=exc)
+
+    def _report_slow_finalise(self) -> None:
+        if self._finish is not None and not self._finish.done():
+            where = io.StringIO()
+            self._finish.print_stack(file=where)
+            log.warning("finalising call %s for %.0f s already; at:\n%s",
+                        self.call.uuid, SLOW_FINALISE_S, where.getvalue())  # fmt: skip
 
     async def _final_writes(self, reason: str) -> None:
         reason = self._hangup_reason or reason

@@ -118,7 +118,8 @@ class OpenAILLM(LLMProvider):
         self._options = {_OPTION_KWARGS[k]: kw.pop(k) for k in list(kw) if k in _OPTION_KWARGS}
         self._extra_body = kw.pop("extra_body", None) or {}
         self._create_kwargs = kw
-        self._keys = (f"callcenter-{uuid.uuid4().hex[:12]}-{n}" for n in itertools.count(1))
+        prefix = f"callcenter-{uuid.uuid4().hex[:12]}"
+        self._keys = (f"{prefix}-{n}" for n in itertools.count(1))
         # base_url is always explicit so OPENAI_BASE_URL in the environment cannot redirect us.
         self._client = AsyncOpenAI(
             api_key=api_key,
