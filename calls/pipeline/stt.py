@@ -17,9 +17,10 @@ from calls.providers.stt.base import (
 
 log = logging.getLogger(__name__)
 MAX_EARLY_FRAMES = 250  # 5 s of 20 ms frames
-# After the caller's last speech frame, the provider may decide the end of the utterance once
-# `endpointing_ms` of silence has reached it: audio in that window goes out frame by frame, with
-# this margin. Elsewhere (during speech, in long silences) it may be sent in larger pieces.
+# Speech, and the `endpointing_ms` of silence after it in which the provider may decide that the
+# caller stopped (plus this margin), go out frame by frame: interims and the endpoint are never
+# held back. Only longer silences may be sent in larger pieces. (The VAD's own hangover marks a
+# few frames after speech as speech: holding "non-speech" alone would delay the endpoint.)
 URGENT_MARGIN_MS = 200
 
 
@@ -78,12 +79,12 @@ class STTProcessor(Processor):
         await self.push(frame)
 
     def _urgent(self, frame: AudioIn) -> bool:
-        """True while the provider may be deciding that the caller stopped speaking."""
+        """True for speech and for the silence right after it."""
         if frame.speech is None:  # no VAD in front: every frame may matter
             return True
         if frame.speech:
             self._quiet = 0
-            return False
+            return True
         if self._quiet <= self._urgent_frames:
             self._quiet += 1
         return self._quiet <= self._urgent_frames

@@ -238,7 +238,7 @@ class DeepgramSTTSession(STTSession):
 
     async def send(self, mulaw: bytes, *, urgent: bool = True) -> None:
         """One websocket message per 20 ms frame costs a syscall each (13 % of a call's CPU in
-        `make load`): non-urgent audio goes out in `chunk_ms` pieces instead."""
+        `make load`): non-urgent audio (long silences) goes out in `chunk_ms` pieces instead."""
         if self._closing or not mulaw or (self._runner and self._runner.done()):
             return
         if not urgent or self._chunk:

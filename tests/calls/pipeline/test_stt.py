@@ -27,7 +27,7 @@ async def run(processors: list[Processor], stt: STTProcessor, frames: list[Frame
     return out
 
 
-async def test_audio_is_urgent_only_where_the_provider_may_end_the_utterance():
+async def test_only_silence_long_after_speech_may_be_held_back():
     session = FakeSTTSession()
     stt = STTProcessor(FakeSTT(), STTOptions(endpointing_ms=300), session=session)
     vad = VADProcessor(SpeechDetector(EnergyVAD(), start_ms=60, stop_ms=300))
@@ -37,8 +37,8 @@ async def test_audio_is_urgent_only_where_the_provider_may_end_the_utterance():
 
     assert [f.speech for f in out if isinstance(f, AudioIn)] == [m == SPEECH for m in audio]
     assert bytes(session.audio) == b"".join(audio)
-    # 300 ms endpointing + 200 ms margin = the 25 frames after speech are sent at once.
-    expected = [False] * 50 + [False] * 30 + [True] * 25 + [False] * 25 + [False] * 5 + [True] * 3
+    # Speech, and 300 ms endpointing + 200 ms margin = the 25 frames after it, go out at once.
+    expected = [False] * 50 + [True] * 30 + [True] * 25 + [False] * 25 + [True] * 5 + [True] * 3
     assert session.urgent == expected
 
 
