@@ -18,11 +18,8 @@ import importlib.util
 import io
 import json
 import logging
-import os
 import re
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,8 +33,8 @@ import pytest
 
 from calls.sandbox.scenario import SCENARIO_DIR
 from calls.sandbox.scenario import load as load_scenario
+from tests.liveserver import ROOT, daphne, free_port, sandbox_env, tail
 
-ROOT = Path(__file__).resolve().parents[2]
 TO = "+14155550160"  # no scenario's own number: /sandbox/next plans "e2e" for it
 SCENARIO = "e2e"
 PERSONA = "myra-recruiting"
@@ -49,12 +46,6 @@ TERMINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
 READY_LIMIT_S = 45.0  # daphne answering (it loads the local engines first: a few seconds)
 CALL_LIMIT_S = 75.0  # the scenario takes ~40 s of real time
 FINALISE_LIMIT_S = 15.0  # after the end status: last turns, recording, end reason
-# Whatever the shell has, the server uses the embedded defaults: local engines, in-memory layer.
-CLEARED = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "ELEVENLABS_API_KEY", "DEEPGRAM_BASE_URL",
-           "OPENAI_BASE_URL", "ELEVENLABS_BASE_URL", "STT_BACKEND", "LLM_BACKEND", "TTS_BACKEND",
-           "TTS_FALLBACK_BACKEND", "VAD_BACKEND", "REDIS_URL", "TWILIO_API_BASE_URL",
-           "INBOUND_PERSONAS", "INBOUND_DEFAULT_PERSONA")  # fmt: skip
-
 LOCAL_SPEECH = all(
     importlib.util.find_spec(m) for m in ("hibari", "faster_whisper", "ctranslate2", "webrtcvad")
 )
@@ -74,48 +65,12 @@ def has_words(text: str, expected: str) -> bool:
     return all(w in have for w in words(expected))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 # --- the server ---------------------------------------------------------------------------------
 @dataclass
 class Server:
     api: httpx.Client
     carrier: httpx.Client
     log: Path
-
-
-def _server_env(work: Path, port: int, carrier_port: int, token: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
-    # Empty, not absent: settings load .env without overriding what the environment has.
-    env.update(dict.fromkeys(CLEARED, ""))
-    (work / "media").mkdir(exist_ok=True)
-    env.update(
-        DJANGO_SETTINGS_MODULE="callcenter.settings",
-        DATABASE_URL=f"sqlite:///{work / 'e2e.sqlite3'}",
-        MEDIA_ROOT=str(work / "media"),
-        SECRET_KEY=secrets.token_hex(32),
-        DEBUG="0",
-        SANDBOX_CARRIER="1",
-        SANDBOX_CARRIER_PORT=str(carrier_port),
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
-        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        OPERATOR_TOKEN=token,
-        LOG_LEVEL="INFO",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
 
 
 def _manage(env: dict[str, str], *args: str) -> None:
@@ -151,64 +106,29 @@ def _operator_token() -> str:
     return existing if re.fullmatch(r"[0-9a-f]{40}", existing) else secrets.token_hex(20)
 
 
-def _wait_ready(proc: subprocess.Popen, log: Path, port: int) -> str:
-    """Wait for daphne to accept connections; returns the carrier's base URL from its log."""
-    deadline = time.monotonic() + READY_LIMIT_S
-    carrier_url = ""
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"daphne exited ({proc.returncode}):\n{tail(log)}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"daphne not ready in {READY_LIMIT_S:.0f} s:\n{tail(log)}")
-        if not carrier_url:
-            found = re.search(r"sandbox carrier listening on (http://\S+)", tail(log, 200))
-            carrier_url = found.group(1) if found else ""
-        if carrier_url:
-            try:
-                with socket.create_connection(("127.0.0.1", port), 0.2):
-                    return carrier_url
-            except OSError:
-                pass
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("e2e")
-    port, carrier_port = free_port(), free_port()
-    token = _operator_token()
-    env = _server_env(work, port, carrier_port, token)
+    port, token = free_port(), _operator_token()
+    env = sandbox_env(work, port, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN,
+                      OPERATOR_TOKEN=token)  # fmt: skip
     _set_up_database(env)
     log = work / "daphne.log"
-    daphne = str(Path(sys.executable).with_name("daphne"))
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [daphne, "-b", "127.0.0.1", "-p", str(port), "callcenter.asgi:application"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
     httpx_log = logging.getLogger("httpx")
     level = httpx_log.level
     httpx_log.setLevel(logging.WARNING)  # not a log line per poll in a failure's report
     try:
-        carrier_url = _wait_ready(proc, log, port)
-        api = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}",
-            headers={"Authorization": f"Token {token}"},
-            timeout=30,
-        )
-        carrier = httpx.Client(base_url=carrier_url, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=30)
-        with api, carrier:
-            yield Server(api, carrier, log)
+        with daphne(env, port, log, ready_s=READY_LIMIT_S) as carrier_url:
+            api = httpx.Client(
+                base_url=f"http://127.0.0.1:{port}",
+                headers={"Authorization": f"Token {token}"},
+                timeout=30,
+            )
+            carrier = httpx.Client(base_url=carrier_url, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=30)
+            with api, carrier:
+                yield Server(api, carrier, log)
     finally:
         httpx_log.setLevel(level)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 # --- the call -----------------------------------------------------------------------------------

@@ -18,11 +18,8 @@ import asyncio
 import base64
 import importlib.util
 import logging
-import os
 import re
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -53,8 +50,8 @@ from tests.calls.sandbox.test_carrier import (
     Line,
     stream_twiml,
 )
+from tests.liveserver import ROOT, daphne, free_port, sandbox_env, tail
 
-ROOT = Path(__file__).resolve().parents[3]
 NUMBER = "+14155550108"  # the agent-to-agent scenario's number
 CALLER, CALLEE = "myra-recruiting", "sarah-prior-auth"
 VARIABLES = {"applicant_name": "Jordan Lee", "position": "Network Engineer"}
@@ -62,11 +59,6 @@ ACCOUNT_SID = "AC" + "a2" * 16
 AUTH_TOKEN = "agent-to-agent-token"
 SAY = "This is your supervisor. Please confirm the reference number."
 TERMINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
-# Whatever the shell has: local engines, in-memory channel layer, no real carrier.
-CLEARED = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "ELEVENLABS_API_KEY", "DEEPGRAM_BASE_URL",
-           "OPENAI_BASE_URL", "ELEVENLABS_BASE_URL", "STT_BACKEND", "LLM_BACKEND", "TTS_BACKEND",
-           "TTS_FALLBACK_BACKEND", "VAD_BACKEND", "REDIS_URL", "TWILIO_API_BASE_URL",
-           "INBOUND_DEFAULT_PERSONA")  # fmt: skip
 SETUP = """
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -273,80 +265,19 @@ def words(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9']+", text.lower().replace("’", "'")))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tail(path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def _env(work: Path, port: int, token: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    env.update(dict.fromkeys(CLEARED, ""))  # empty, not absent: .env never overrides the env
-    (work / "media").mkdir(exist_ok=True)
-    env.update(
-        DJANGO_SETTINGS_MODULE="callcenter.settings",
-        DATABASE_URL=f"sqlite:///{work / 'a2a.sqlite3'}",
-        MEDIA_ROOT=str(work / "media"),
-        SECRET_KEY=secrets.token_hex(32),
-        DEBUG="0",
-        SANDBOX_CARRIER="1",
-        SANDBOX_CARRIER_PORT=str(free_port()),
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
-        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        INBOUND_PERSONAS=f"{NUMBER}={CALLEE}",
-        A2A_TOKEN=token,
-        LOG_LEVEL="INFO",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def _wait_ready(proc: subprocess.Popen, log: Path, port: int) -> str:
-    """Wait for daphne to accept connections; returns the in-process carrier's URL."""
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"daphne exited ({proc.returncode}):\n{tail(log)}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"daphne not ready in 60 s:\n{tail(log)}")
-        found = re.search(r"sandbox carrier listening on (http://\S+)", tail(log, 200))
-        if found:
-            try:
-                with socket.create_connection(("127.0.0.1", port), 0.2):
-                    return found.group(1)
-            except OSError:
-                pass
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def server(tmp_path) -> Iterator[tuple[httpx.Client, httpx.Client, Path]]:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
     port, token = free_port(), secrets.token_hex(20)
-    env = _env(tmp_path, port, token)
+    env = sandbox_env(tmp_path, port, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN,
+                      INBOUND_PERSONAS=f"{NUMBER}={CALLEE}", A2A_TOKEN=token)  # fmt: skip
     setup = subprocess.run(
         [sys.executable, "-c", f"import os, django\ndjango.setup()\n{SETUP}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert setup.returncode == 0, setup.stdout + setup.stderr
     log = tmp_path / "daphne.log"
-    daphne = str(Path(sys.executable).with_name("daphne"))
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [daphne, "-b", "127.0.0.1", "-p", str(port), "callcenter.asgi:application"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        carrier_url = _wait_ready(proc, log, port)
+    with daphne(env, port, log) as carrier_url:
         api = httpx.Client(
             base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {token}"},
             timeout=30,
@@ -354,14 +285,6 @@ def server(tmp_path) -> Iterator[tuple[httpx.Client, httpx.Client, Path]]:
         carrier = httpx.Client(base_url=carrier_url, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=30)
         with api, carrier:
             yield api, carrier, log
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def _ok(response: httpx.Response, status: int = 200) -> dict | list:

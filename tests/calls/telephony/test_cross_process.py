@@ -20,16 +20,11 @@ from calls import services
 from calls.models import Turn
 from calls.telephony import control
 from calls.telephony.dial import stream_params
+from tests.liveserver import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.django_db(transaction=True)
 db = database_sync_to_async
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def database_url() -> str:
