@@ -36,6 +36,8 @@ TOO_MANY_ERRORS = 4000
 MAX_BAD_FRAMES = 20
 # Media before `start` is dropped; this much of it means the peer is not following the protocol.
 MAX_EARLY_FRAMES = 50
+# Stream ends handled after their consumer was cancelled, held until they finish.
+_stopping: set[asyncio.Task] = set()
 
 
 @database_sync_to_async
@@ -67,6 +69,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
     session: CallSession | None = None
     stream_sid: str = ""
     group: str = ""
+    stopped: bool = False
 
     async def __call__(self, scope, receive, send) -> None:
         """Channels' consumer loop without its cost per message (a new task and an
@@ -104,6 +107,14 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             pass
         finally:
+            if self.session is not None and not self.stopped:
+                # Cancelled before the stream's end was handled (daphne cancels a consumer 10 s
+                # after its socket closed): the call must still be finalised.
+                task = asyncio.get_running_loop().create_task(
+                    self._stop("stream handler cancelled"), name="stream-stop"
+                )
+                _stopping.add(task)
+                task.add_done_callback(_stopping.discard)
             if control is not None:
                 control.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -241,3 +241,18 @@ async def test_finalisation_outlives_a_cancelled_consumer(
     assert (await database_sync_to_async(Call.objects.get)(pk=call.pk)).end_reason == (
         "stream stopped"
     )
+
+
+async def test_a_consumer_cancelled_before_the_stream_ended_still_finalises(
+    call, hosted_fakes, settings, tmp_path
+):
+    """No `stop`, no disconnect handled: daphne gave up on a busy consumer. The call ends anyway."""
+    settings.MEDIA_ROOT = tmp_path
+    ws = await open_stream(call)
+    await collect_until_mark(ws)
+    ws.future.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ws.future
+    await wait_for(lambda: Call.objects.get(pk=call.pk).status == "completed")
+    await wait_for(lambda: Turn.objects.filter(call=call, speaker="agent").exists())
+    await wait_for(lambda: Call.objects.get(pk=call.pk).end_reason == "stream handler cancelled")
