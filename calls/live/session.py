@@ -169,8 +169,7 @@ class CallSession:
 
     def _finished(self, task: asyncio.Task) -> None:
         _finishing.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
+        if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("finalising call %s failed", self.call.uuid, exc_info=exc)
 
     def _report_slow_finalise(self) -> None:

@@ -28,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # `chat.completions.create` keyword arguments that are request options, not body fields.
-_OPTION_KWARGS = {"extra_headers": "headers", "extra_query": "params", "timeout": "timeout"}
+_OPTION_KWARGS = {"extra_headers": "headers", "extra_query": "params"}
 
 _END = object()
 

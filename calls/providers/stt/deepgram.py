@@ -241,11 +241,11 @@ class DeepgramSTTSession(STTSession):
         `make load`): non-urgent audio (long silences) goes out in `chunk_ms` pieces instead."""
         if self._closing or not mulaw or (self._runner and self._runner.done()):
             return
-        if not urgent or self._chunk:
+        if not urgent or self._chunk:  # held audio goes out first, in the same message
             self._chunk += mulaw
-            if not urgent and len(self._chunk) < self.chunk_bytes:
-                return
-            mulaw, self._chunk = bytes(self._chunk), bytearray()
+            if urgent or len(self._chunk) >= self.chunk_bytes:
+                self._flush_chunk()
+            return
         self._accept(mulaw)
 
     def _flush_chunk(self) -> None:

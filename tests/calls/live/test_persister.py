@@ -48,7 +48,7 @@ async def test_writes_of_many_calls_are_stored_in_order_in_few_transactions(call
     assert sum(batches) == 100 and len(batches) < 10, batches  # batched, not a commit per write
 
 
-async def test_the_audio_path_only_enqueues(call):
+async def test_writes_queued_while_the_database_is_busy_keep_their_order(call):
     written = threading.Event()
     release = threading.Event()
 
