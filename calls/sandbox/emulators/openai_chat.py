@@ -30,7 +30,7 @@ from calls.sandbox.emulators.openai_replies import (
 if TYPE_CHECKING:
     from calls.sandbox.emulators.openai import OpenAIEmulator
 
-FAULT_KINDS = ("http_500", "http_429", "stream_error", "drop", "hang")
+FAULT_KINDS = ("http_500", "http_429", "stream_error", "malformed", "drop", "hang")
 
 
 @dataclass
@@ -43,6 +43,8 @@ class ChatFaults(Faults):
 
     error_after_chunks: int | None = None  # send `data: {"error": ...}` then [DONE]
     hang_after_chunks: int | None = None  # stall mid-stream until the client gives up
+    # send chunks of the wrong shape (fields of the wrong type, then a bare string), then [DONE]
+    malformed_after_chunks: int | None = None
     message: str = ""
 
 
@@ -55,6 +57,8 @@ def chat_fault(kind: str, *, after: int | None, count: int, message: str) -> Cha
         faults.status = int(kind[5:])
     elif kind == "stream_error":
         faults.error_after_chunks = 1 if after is None else after
+    elif kind == "malformed":
+        faults.malformed_after_chunks = 1 if after is None else after
     elif kind == "drop":
         faults.drop_after_messages = 1 if after is None else after
     elif after is None:
@@ -263,6 +267,12 @@ async def _stream_fault(
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return True
+    if faults.malformed_after_chunks is not None and sent >= faults.malformed_after_chunks:
+        for data in _MALFORMED:
+            await _sse(response, data)
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return True
     dropped = faults.drop_after_messages is not None and sent >= faults.drop_after_messages
     late = faults.drop_after_s is not None and time.monotonic() - started >= faults.drop_after_s
     if dropped or late:
@@ -274,5 +284,14 @@ async def _stream_fault(
     return False
 
 
-async def _sse(response: web.StreamResponse, data: dict) -> None:
+# Valid JSON, wrong shapes: what a broken proxy or a protocol change could deliver.
+_MALFORMED: tuple[Any, ...] = (
+    {"choices": "not a list", "usage": 3},
+    {"choices": [7, {"delta": "x"}, {"delta": {"content": 5, "tool_calls": "y"}, "finish_reason": 1}]},
+    {"choices": [{"delta": {"tool_calls": [{"index": "0", "function": "f"}, 3]}}]},
+    "not an object",
+)
+
+
+async def _sse(response: web.StreamResponse, data: Any) -> None:
     await response.write(b"data: " + json.dumps(data).encode() + b"\n\n")

@@ -150,6 +150,7 @@ async def test_first_token_latency_is_observed(emu, llm):
         ("http_500", "HTTP 500"),
         ("http_429", r"HTTP 429 \(rate_limit_exceeded\)"),
         ("stream_error", "server had an error"),
+        ("malformed", "malformed stream chunk: 'not an object'"),
         ("drop", "Connection error"),
     ],
 )
@@ -161,6 +162,18 @@ async def test_faults_raise_llm_error(emu, llm, kind, reason):
     emu.script("Recovered.")
     events = await collect(llm, ask())  # the same client keeps working afterwards
     assert isinstance(events[-1], LLMDone)
+
+
+async def test_wrongly_shaped_chunks_are_skipped_until_a_non_object(emu, llm):
+    """Fields of the wrong type are ignored (the text before them still streams); a chunk that
+    is not a JSON object ends the reply with LLMError, never a TypeError."""
+    emu.script("Hello there, how are you today?")
+    emu.fail_next("malformed", after=2)
+    events: list = []
+    with pytest.raises(LLMError, match="malformed"):
+        async for event in llm.stream(ask(tools=TOOLS)):
+            events.append(event)
+    assert [type(e) for e in events] == [TextDelta, TextDelta]
 
 
 async def test_no_first_token_is_a_timeout(emu):
