@@ -11,8 +11,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from callcenter.routing import websocket_urlpatterns  # noqa: E402
+from callcenter.serving import quiet_autobahn_debug_arguments  # noqa: E402
 from calls.live import warmup  # noqa: E402
 
+quiet_autobahn_debug_arguments()
 warmup.import_backends()
 if settings.SANDBOX_CARRIER:
     from calls.sandbox.carrier import start_in_process
