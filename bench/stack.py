@@ -150,7 +150,7 @@ class Stack:
                     "--no-access-log"]  # fmt: skip
         else:
             daphne = str(Path(sys.executable).with_name("daphne"))
-            argv = [sys.executable, "/tmp/daphne_uv.py", "-b", "127.0.0.1", "-p", str(self.port), "bench.asgi:application"]
+            argv = [daphne, "-b", "127.0.0.1", "-p", str(self.port), "bench.asgi:application"]
         proc, log = self._spawn("server", argv, cpu=0)
         _wait_for(self._server_answers, 60, self.server, proc, log)
 

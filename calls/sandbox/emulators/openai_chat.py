@@ -287,7 +287,13 @@ async def _stream_fault(
 # Valid JSON, wrong shapes: what a broken proxy or a protocol change could deliver.
 _MALFORMED: tuple[Any, ...] = (
     {"choices": "not a list", "usage": 3},
-    {"choices": [7, {"delta": "x"}, {"delta": {"content": 5, "tool_calls": "y"}, "finish_reason": 1}]},
+    {
+        "choices": [
+            7,
+            {"delta": "x"},
+            {"delta": {"content": 5, "tool_calls": "y"}, "finish_reason": 1},
+        ]
+    },
     {"choices": [{"delta": {"tool_calls": [{"index": "0", "function": "f"}, 3]}}]},
     "not an object",
 )
