@@ -174,6 +174,10 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "twilio.http_client": {"level": "WARNING"},
         "aiohttp.access": {"level": "WARNING"},
+        # One INFO line per provider request (the TTS and LLM SDKs' HTTP clients): noise, and a
+        # formatted write to stderr on the event loop for every sentence spoken.
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
     },
 }
 

@@ -53,7 +53,12 @@ def build_pipeline(
     pipeline = Pipeline(
         [
             VADProcessor(providers.detector),
-            STTProcessor(providers.stt, providers.stt_options, session=providers.stt_session),
+            STTProcessor(
+                providers.stt,
+                providers.stt_options,
+                session=providers.stt_session,
+                interims_needed=lambda: ctx.agent_speaking,  # barge-in reads them
+            ),
             TurnTaker(ctx),
             LLMProcessor(ctx, providers.llm, model=providers.llm_model),
             TTSProcessor(
