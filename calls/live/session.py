@@ -7,7 +7,6 @@ The consumer feeds it frames and gives it a transport; the session outlives a si
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import time
@@ -39,6 +38,7 @@ from calls.pipeline.frames import (
 from calls.pipeline.playout import Transport
 from calls.pipeline.processor import Pipeline
 from calls.pipeline.recorder import StereoRecorder
+from calls.pipeline.stacks import await_chain
 from calls.telephony import carrier, twiml
 
 log = logging.getLogger(__name__)
@@ -174,10 +174,8 @@ class CallSession:
 
     def _report_slow_finalise(self) -> None:
         if self._finish is not None and not self._finish.done():
-            where = io.StringIO()
-            self._finish.print_stack(file=where)
             log.warning("finalising call %s for %.0f s already; at:\n%s",
-                        self.call.uuid, SLOW_FINALISE_S, where.getvalue())  # fmt: skip
+                        self.call.uuid, SLOW_FINALISE_S, await_chain(self._finish))  # fmt: skip
 
     async def _final_writes(self, reason: str) -> None:
         reason = self._hangup_reason or reason

@@ -12,8 +12,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from calls.pipeline.frames import Frame
+from calls.pipeline.stacks import await_chain
 
 log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 5.0
 
 
 class Processor:
@@ -46,12 +48,20 @@ class Processor:
         """Open connections, start background tasks."""
 
     async def stop(self) -> None:
-        """Cancel owned tasks; subclasses close what they opened, then call super()."""
+        """Cancel owned tasks; subclasses close what they opened, then call super().
+
+        A task that has not ended `STOP_TIMEOUT_S` after its cancellation is logged with where it
+        is stuck and left behind: stopping (and the call's finalisation after it) never waits
+        on it forever."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+            for task in stuck:
+                log.error("%s: task %s still running %.0f s after its cancellation; at:\n%s",
+                          type(self).__name__, task.get_name(), STOP_TIMEOUT_S,
+                          await_chain(task))  # fmt: skip
 
 
 class Sink(Processor):

@@ -293,8 +293,10 @@ class DeepgramSTTSession(STTSession):
                 await asyncio.wait_for(asyncio.shield(runner), self.close_timeout_s + 1)
         if not runner.done():
             runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
+            # Bounded: a session task that ignores its cancellation must not hold up the call's end.
+            await asyncio.wait({runner}, timeout=self.close_timeout_s)
+            if not runner.done():
+                log.error("deepgram stt: session task still running after its cancellation")
 
     # --- buffers -----------------------------------------------------------------------------
 
