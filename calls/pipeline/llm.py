@@ -182,8 +182,9 @@ class LLMProcessor(Processor):
             future = asyncio.get_running_loop().create_future()
             self._results[call.id] = future
             await self.push(ToolRequest(reply_id, call.id, call.name, call.arguments))
-            try:
-                result = await asyncio.wait_for(future, TOOL_RESULT_TIMEOUT_S)
+            try:  # not `wait_for`: on 3.11 it drops a cancellation that lands with the result
+                async with asyncio.timeout(TOOL_RESULT_TIMEOUT_S):
+                    result = await future
             except TimeoutError:
                 result = {"ok": False, "error": "timed out"}
             finally:

@@ -152,7 +152,9 @@ class PlayoutProcessor(Processor):
             if not self._queue:
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self._grace_timeout())
+                    # Not `wait_for`: on 3.11 it drops a cancellation that lands with the wake-up.
+                    async with asyncio.timeout_at(self._deadline()):
+                        await self._wake.wait()
                 except TimeoutError:
                     await self._expire_marks()
                 continue
@@ -186,10 +188,12 @@ class PlayoutProcessor(Processor):
             if self._queue:
                 await asyncio.sleep(max(0.005, self._play_end - LEAD_LOW_S - clock()))
 
-    def _grace_timeout(self) -> float | None:
+    def _deadline(self) -> float | None:
+        """When unechoed marks expire, on the loop's clock (None: no mark is pending)."""
         if not any(s.complete and not s.played for s in self._segments.values()):
             return None
-        return max(0.05, self._play_end + MARK_GRACE_S - self.ctx.clock())
+        grace = max(0.05, self._play_end + MARK_GRACE_S - self.ctx.clock())
+        return asyncio.get_running_loop().time() + grace
 
     async def _expire_marks(self) -> None:
         """The carrier did not echo some marks long after their audio ended: count them played."""

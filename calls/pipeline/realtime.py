@@ -580,8 +580,9 @@ class RealtimeProcessor(Processor):
         future = asyncio.get_running_loop().create_future()
         self._results[call_id] = future
         await self.push(ToolRequest(reply.id, call_id, name, arguments))
-        try:
-            result = await asyncio.wait_for(future, TOOL_RESULT_TIMEOUT_S)
+        try:  # not `wait_for`: on 3.11 it drops a cancellation that lands with the result
+            async with asyncio.timeout(TOOL_RESULT_TIMEOUT_S):
+                result = await future
         except TimeoutError:
             result = {"ok": False, "error": "timed out"}
         finally:

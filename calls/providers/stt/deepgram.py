@@ -289,8 +289,7 @@ class DeepgramSTTSession(STTSession):
         runner = self._runner
         if self._connected:
             self._queue_control(_CLOSE)
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(runner), self.close_timeout_s + 1)
+            await asyncio.wait({runner}, timeout=self.close_timeout_s + 1)
         if not runner.done():
             runner.cancel()
             # Bounded: a session task that ignores its cancellation must not hold up the call's end.

@@ -335,3 +335,17 @@ async def test_other_frames_pass_through():
     async with Harness() as h:
         await h.send(StageChanged("close"))
     assert h.out == [StageChanged("close")]
+
+
+async def test_stop_ends_the_sender_even_when_woken_in_the_same_instant():
+    """A wake-up and the cancellation in one loop iteration: `asyncio.wait_for` on 3.11 returns
+    the wait's result and drops the cancellation (the sender then ran on after its call)."""
+    h = Harness()
+    await h.pipeline.start()
+    mark = await h.segment(1, 1, "One.", 1)
+    await h.until(lambda: mark in h.transport.marks())  # sent; waiting for the echo, with a timeout
+    await asyncio.sleep(0.01)
+    tasks = list(h.playout._tasks)
+    h.playout._wake.set()
+    await asyncio.wait_for(h.playout.stop(), 1.0)
+    assert tasks and all(t.done() for t in tasks)
