@@ -58,6 +58,7 @@ class TTSRecord:
     body: Any
     status: int = 200
     bytes_sent: int = 0
+    peer: str = ""  # the client's address:port: which connection carried the request
 
 
 @dataclass
@@ -128,6 +129,7 @@ class ElevenLabsEmulator:
             streaming=request.path.endswith("/stream"),
             query=q,
             body=body,
+            peer=":".join(map(str, (request.transport.get_extra_info("peername") or ())[:2])),
         )
         self.requests.append(record)
         fmt = q.get("output_format", "mp3_44100_128")

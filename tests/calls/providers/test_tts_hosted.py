@@ -125,6 +125,17 @@ async def test_blank_text_yields_nothing(hosted):
     assert hosted.records == []
 
 
+async def test_elevenlabs_requests_alternate_over_pools_that_keep_their_connection():
+    emu = ElevenLabsEmulator()
+    async with emu.server() as srv:
+        tts = ElevenLabsTTS(api_key="test-key", base_url=srv.base_url, voice_id="v", pool_shards=2)
+        for _ in range(6):
+            assert await collect(tts, "Hello.")
+    peers = [r.peer for r in emu.requests]
+    assert len(set(peers)) == 2 and all(peers)  # one kept-alive connection per pool
+    assert peers[0::2] == [peers[0]] * 3 and peers[1::2] == [peers[1]] * 3
+
+
 async def test_elevenlabs_needs_a_voice():
     with pytest.raises(TTSError, match="voice"):
         await collect(ElevenLabsTTS(api_key="k", base_url="http://127.0.0.1:9"))
