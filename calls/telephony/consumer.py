@@ -103,7 +103,11 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             while True:
                 message = await receive()
                 async with lock:
-                    await self.dispatch(message)
+                    text = message.get("text")
+                    if text is not None and message["type"] == "websocket.receive":
+                        await self.receive(text_data=text)  # each 20 ms frame: no dispatch hop
+                    else:
+                        await self.dispatch(message)
         except StopConsumer:
             pass
         finally:
