@@ -53,12 +53,7 @@ def build_pipeline(
     pipeline = Pipeline(
         [
             VADProcessor(providers.detector),
-            STTProcessor(
-                providers.stt,
-                providers.stt_options,
-                session=providers.stt_session,
-                interims_needed=lambda: ctx.agent_speaking,  # barge-in reads them
-            ),
+            STTProcessor(providers.stt, providers.stt_options, session=providers.stt_session),
             TurnTaker(ctx),
             LLMProcessor(ctx, providers.llm, model=providers.llm_model),
             TTSProcessor(

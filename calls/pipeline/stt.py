@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from calls.pipeline.frames import AudioIn, CallerTranscript, EventRecord, Frame
 from calls.pipeline.processor import Processor
@@ -18,11 +17,9 @@ from calls.providers.stt.base import (
 
 log = logging.getLogger(__name__)
 MAX_EARLY_FRAMES = 250  # 5 s of 20 ms frames
-# The `endpointing_ms` of silence after speech, in which the provider may decide that the caller
-# stopped (plus this margin), goes out frame by frame: the endpoint is never held back. Speech
-# goes out frame by frame while its interims matter (barge-in over the agent); otherwise it may
-# be sent in larger pieces, as may longer silences: the first frame after it flushes what was
-# held, so the provider has all the audio before its endpoint. (The VAD's own hangover marks a
+# Speech, and the `endpointing_ms` of silence after it in which the provider may decide that the
+# caller stopped (plus this margin), go out frame by frame: interims and the endpoint are never
+# held back. Only longer silences may be sent in larger pieces. (The VAD's own hangover marks a
 # few frames after speech as speech: holding "non-speech" alone would delay the endpoint.)
 URGENT_MARGIN_MS = 200
 
@@ -31,17 +28,10 @@ class STTProcessor(Processor):
     """AudioIn -> (sent to STT) AudioIn; provider events -> CallerTranscript / EventRecord."""
 
     def __init__(
-        self,
-        provider: STTProvider,
-        options: STTOptions,
-        *,
-        session: STTSession | None = None,
-        interims_needed: Callable[[], bool] | None = None,
+        self, provider: STTProvider, options: STTOptions, *, session: STTSession | None = None
     ) -> None:
-        """`session`: one opened ahead (while the phone rang) to use instead of opening one.
-        `interims_needed`: whether interim transcripts are wanted now (None: always)."""
+        """`session`: one opened ahead (while the phone rang) to use instead of opening one."""
         super().__init__()
-        self._interims_needed = interims_needed
         self.provider = provider
         self.options = options
         self._opened = session
@@ -89,12 +79,12 @@ class STTProcessor(Processor):
         await self.push(frame)
 
     def _urgent(self, frame: AudioIn) -> bool:
-        """True for the silence right after speech, and for speech while interims are needed."""
+        """True for speech and for the silence right after it."""
         if frame.speech is None:  # no VAD in front: every frame may matter
             return True
         if frame.speech:
             self._quiet = 0
-            return self._interims_needed is None or self._interims_needed()
+            return True
         if self._quiet <= self._urgent_frames:
             self._quiet += 1
         return self._quiet <= self._urgent_frames

@@ -42,27 +42,6 @@ async def test_only_silence_long_after_speech_may_be_held_back():
     assert session.urgent == expected
 
 
-async def test_speech_may_be_held_back_only_while_its_interims_are_not_needed():
-    agent_speaking = False
-    session = FakeSTTSession()
-    stt = STTProcessor(
-        FakeSTT(), STTOptions(endpointing_ms=300), session=session,
-        interims_needed=lambda: agent_speaking,
-    )  # fmt: skip
-    vad = VADProcessor(SpeechDetector(EnergyVAD(), start_ms=60, stop_ms=300))
-    audio = [SILENCE] * 5 + [SPEECH] * 10 + [SILENCE] * 30
-    frames = [AudioIn(mulaw, i * 0.02) for i, mulaw in enumerate(audio)]
-    out = await run([vad, stt], stt, frames[:10])
-    agent_speaking = True  # barge-in needs the interims from here on
-    out = await run([vad, stt], stt, frames[10:])
-
-    assert len([f for f in out if isinstance(f, AudioIn)]) == 35
-    assert bytes(session.audio) == b"".join(audio)
-    # Held: speech before the agent spoke; urgent: speech over the agent, the silence after it.
-    expected = [False] * 10 + [True] * 5 + [True] * 25 + [False] * 5
-    assert session.urgent == expected
-
-
 async def test_without_a_vad_every_frame_is_urgent():
     session = FakeSTTSession()
     stt = STTProcessor(FakeSTT(), STTOptions(endpointing_ms=300), session=session)
