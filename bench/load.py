@@ -439,6 +439,24 @@ def make_token(stack: Stack) -> str:
     return key
 
 
+# A fixed pure-Python workload: this machine's speed varies run to run (shared hosts), by up to 2x
+# here; the same N costs the same instructions, so CPU figures are comparable only beside this.
+_REFERENCE = (
+    "import time\nt = time.process_time()\nx = 0\nfor i in range(3_000_000):\n    x += i * i\n"
+    "print(time.process_time() - t)"
+)
+
+
+def reference_ms(pin: bool) -> float:
+    """The best of three runs of the reference workload on the server's core, in ms."""
+    argv = [sys.executable, "-c", _REFERENCE]
+    if pin:
+        argv = ["taskset", "-c", "0", *argv]
+    runs = [float(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+            for _ in range(3)]  # fmt: skip
+    return round(min(runs) * 1000, 1)
+
+
 def run_level(n: int, args, root: Path, log) -> dict:
     workdir = root / f"n{n}"
     scenarios = workdir / "scenarios"
@@ -454,6 +472,7 @@ def run_level(n: int, args, root: Path, log) -> dict:
     stack = Stack(workdir, Injected(), Script(), pin=not args.no_pin, carrier=carrier,
                   extra_env={"BENCH_PROBE": "1"},
                   server=args.server)  # fmt: skip
+    reference = reference_ms(stack.pin)
     started = time.monotonic()
     with stack:
         log(f"N={n}: server pid {stack.server_pid} on {stack.http_url}, carrier "
@@ -465,6 +484,7 @@ def run_level(n: int, args, root: Path, log) -> dict:
     row["window"]["exchanges_scripted"] = exchanges
     row["window"]["level_seconds"] = round(time.monotonic() - started, 1)
     row["pinned"] = stack.pin
+    row["resources"]["cpu0_reference_ms"] = reference
     return row
 
 
@@ -497,7 +517,8 @@ def details(rows: list[dict]) -> str:
             f"{res['cpu_busy_percent']}; carrier {res['cpu_percent'].get('carrier')} % "
             f"(late ticks {f['carrier_late_ticks']}, max {f['carrier_max_lag_ms']} ms); "
             f"{t['caller_lines_spoken']} caller lines, {t['reply_timeouts']} reply timeouts, "
-            f"{t['extra']} extra turns; create p50 {r['api_create_ms']['p50']} ms"
+            f"{t['extra']} extra turns; create p50 {r['api_create_ms']['p50']} ms; "
+            f"CPU 0 reference workload {res.get('cpu0_reference_ms')} ms (lower: faster machine)"
         )
         for f in r["failures"][:5]:
             out.append(f"  failed: {f['call']}: {'; '.join(f['reasons'])}")
