@@ -70,13 +70,14 @@ class ElevenLabsTTS(TTSProvider):
     def _get_client(self) -> AsyncElevenLabs:
         if not self._clients:
             limits = httpx.Limits(max_connections=None, max_keepalive_connections=self.keepalive)
+            tls = httpx.create_ssl_context()  # one for all: each costs ~30 ms to load the CAs
             self._clients = [
                 AsyncElevenLabs(
                     api_key=self.api_key,
                     base_url=self.base_url or None,
                     timeout=self.timeout_s,
                     httpx_client=httpx.AsyncClient(
-                        timeout=self.timeout_s, limits=limits, follow_redirects=True
+                        timeout=self.timeout_s, limits=limits, follow_redirects=True, verify=tls
                     ),
                 )
                 for _ in range(self.pool_shards)
