@@ -52,12 +52,16 @@ LINES = (
     "What does the interview look like?",
 )
 REPLY_GAP_S = 0.5  # wait_agent gap: the agent is done after this much silence
-PAUSE_S = 1.5  # then the callee pauses before its next line
+PAUSE_S = 1.0  # then the callee pauses before its next line, 1.0-2.0 s (1.5 on average)
+PAUSE_JITTER_S = 1.0
+# After the greeting, each callee starts at a random point of its ~5 s exchange: calls placed
+# together would otherwise speak, and be answered, in lockstep (no real traffic does that).
+START_JITTER_S = 5.0
 REPLY_TIMEOUT_S = 20.0
-# One exchange takes at least ~5.3 s unloaded (line 1.2-2 s, 650 ms injected, ~1 s of reply, the
+# One exchange takes at least ~4.8 s unloaded (line 1.2-2 s, 650 ms injected, ~1 s of reply, the
 # gap and the pause); load only makes it longer. Used to size the script so calls outlast the
 # window.
-EXCHANGE_MIN_S = 5.0
+EXCHANGE_MIN_S = 4.5
 
 
 def scenario_yaml(exchanges: int, name: str = "load") -> str:
@@ -67,10 +71,11 @@ def scenario_yaml(exchanges: int, name: str = "load") -> str:
         "description: Load test callee; talks every few seconds with pauses, then hangs up.\n",
         "voice: synthetic\nlinger: 0\nsteps:\n",
         wait,
+        f"  - wait: {{seconds: 0, jitter: {START_JITTER_S}}}\n",
     ]
     for i in range(exchanges):
         if i:
-            out.append(f"  - wait: {PAUSE_S}\n")
+            out.append(f"  - wait: {{seconds: {PAUSE_S}, jitter: {PAUSE_JITTER_S}}}\n")
         out.append(f"  - say: {LINES[i % len(LINES)]}\n")
         out.append(wait)
     out.append("  - hangup\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import re
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -307,7 +308,7 @@ class Callee:
             line = await self._say(step.text)
             self.barge_ins.append((kind, line))
         elif isinstance(step, sc.Wait):
-            await asyncio.sleep(step.seconds)
+            await asyncio.sleep(step.seconds + random.uniform(0.0, max(step.jitter, 0.0)))
         elif isinstance(step, sc.Silent):
             await asyncio.sleep(step.seconds if step.seconds is not None else 10**9)
         elif isinstance(step, sc.Dtmf):

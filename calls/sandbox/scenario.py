@@ -20,7 +20,8 @@ mapping of its fields (`say: "Hello."` is `say: {text: "Hello."}`):
     say: {text}                            speak a line; done when its audio has been sent
     barge_in: {text, after: 0.8}           once the agent is talking, talk over it after `after` s
     backchannel: {text: "Uh-huh.", after}  the same, short; the agent is expected to keep talking
-    wait: {seconds}                        pause
+    wait: {seconds, jitter: 0}             pause; plus a random 0..jitter s (callees that act
+                                           alike drift apart, as real callers do)
     silent: {seconds}                      say nothing (no value: until the call ends)
     dtmf: {digits, gap: 0.25}              press keys (dtmf events on the stream)
     expect: {said, timeout: 10}            what the agent said since the callee last spoke (or
@@ -91,6 +92,7 @@ class Backchannel:
 @dataclass(frozen=True)
 class Wait:
     seconds: float
+    jitter: float = 0.0
 
 
 @dataclass(frozen=True)

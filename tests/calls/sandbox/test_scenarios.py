@@ -17,6 +17,7 @@ from calls.sandbox.scenario import (
     Say,
     ScenarioBook,
     ScenarioError,
+    Wait,
     WaitAgent,
     parse,
 )
@@ -45,11 +46,13 @@ def test_the_named_scenarios_load_with_unique_numbers():
 def test_steps_take_shorthand_and_full_forms():
     s = parse(
         {"steps": ["wait_agent", {"wait": 2}, {"barge_in": {"text": "Hey", "after": 0.5}},
-                   {"menu": {"prompt": "Press 1.", "options": {1: ["hangup"]}}}]},
+                   {"menu": {"prompt": "Press 1.", "options": {1: ["hangup"]}}},
+                   {"wait": {"seconds": 1, "jitter": 0.5}}]},
         "x",
     )  # fmt: skip
-    assert s.name == "x" and s.steps[1].seconds == 2.0 and s.steps[2] == BargeIn("Hey", 0.5)
+    assert s.name == "x" and s.steps[1] == Wait(2.0) and s.steps[2] == BargeIn("Hey", 0.5)
     assert list(s.steps[3].options) == ["1"]
+    assert s.steps[4] == Wait(1.0, jitter=0.5)
 
 
 @pytest.mark.parametrize(
