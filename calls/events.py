@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 if TYPE_CHECKING:
     from calls.models import CallEvent, Turn
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def events_group(call_uuid: uuid.UUID | str) -> str:
@@ -52,6 +54,26 @@ async def send_all(messages: list[tuple[str, dict]]) -> None:
             await layer.group_send(group, message)
         except Exception:  # a live view missing one update must never fail a write
             log.warning("publish to %s failed", group, exc_info=True)
+
+
+async def run_sync(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run sync ORM work off the loop (`database_sync_to_async`) for a coroutine; what it
+    publishes is sent from the loop once it returns (or raises, for what it committed first).
+    Published from the worker thread, each message would wait for the event loop, which is at
+    its busiest when calls start and end."""
+    collected: list[tuple[str, dict]] = []
+
+    def call() -> T:
+        with deferred() as published:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                collected.extend(published)
+
+    try:
+        return await database_sync_to_async(call)()
+    finally:
+        await send_all(collected)
 
 
 def _send(group: str, message: dict) -> None:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from asgiref.sync import sync_to_async
 from django.core.files.base import ContentFile
 
-from calls import services
+from calls import events, services
 from calls.live.persister import Persister
 from calls.models import Call, EventType
 from calls.pipeline.build import Providers, build_pipeline
@@ -193,8 +193,8 @@ class CallSession:
         )  # fmt: skip
         await self.persister.drain()
         if self.recorder is not None and self.recorder.seconds > 0:
-            await sync_to_async(_save_recording)(self.call.id, self.recorder.wav())
-        await sync_to_async(services.call_end)(call_id=self.call.id, reason=reason)
+            await events.run_sync(_save_recording, self.call.id, self.recorder.wav())
+        await events.run_sync(services.call_end, call_id=self.call.id, reason=reason)
 
     # --- pipeline output ----------------------------------------------------------------------
     def _wall(self, t: float) -> datetime | None:

@@ -53,20 +53,9 @@ def mulaw_to_pcm16(mulaw: bytes) -> np.ndarray:
     return DECODE_TABLE[np.frombuffer(mulaw, dtype=np.uint8)]
 
 
-# The low and high bytes of each decoded sample, for `bytes.translate` (no numpy per 20 ms frame).
-_DECODE_LO = (DECODE_TABLE.view(np.uint16) & 0xFF).astype(np.uint8).tobytes()
-_DECODE_HI = (DECODE_TABLE.view(np.uint16) >> 8).astype(np.uint8).tobytes()
-
-
 def mulaw_to_pcm16_bytes(mulaw: bytes) -> bytes:
-    """mu-law bytes -> little-endian 16-bit PCM bytes (what webrtcvad and WAV files take).
-
-    Two table lookups in C interleaved by slice assignment: half the cost of a numpy gather on
-    a 160-byte frame, which the VAD decodes 50 times a second per call."""
-    out = bytearray(2 * len(mulaw))
-    out[0::2] = mulaw.translate(_DECODE_LO)
-    out[1::2] = mulaw.translate(_DECODE_HI)
-    return bytes(out)
+    """mu-law bytes -> little-endian 16-bit PCM bytes (what webrtcvad and WAV files take)."""
+    return DECODE_TABLE[np.frombuffer(mulaw, dtype=np.uint8)].tobytes()
 
 
 def float_to_pcm16(audio: np.ndarray) -> np.ndarray:

@@ -13,7 +13,6 @@ import logging
 import time
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -40,16 +39,8 @@ MAX_EARLY_FRAMES = 50
 _stopping: set[asyncio.Task] = set()
 
 
-@database_sync_to_async
-def _claim(start: Start) -> tuple[CallSession | None, list[tuple[str, dict]]]:
-    """Verify and consume the stream token, then build (or find) the call's session. What the
-    claim publishes (the status change) is returned to be sent from the loop: sent from this
-    thread, each message would wait for the event loop, which is busiest when calls start."""
-    with events.deferred() as published:
-        return _claim_now(start), published
-
-
-def _claim_now(start: Start) -> CallSession | None:
+def _claim(start: Start) -> CallSession | None:
+    """Verify and consume the stream token, then build (or find) the call's session."""
     token = start.params.get("token", "")
     try:
         grant = tokens.verify(token)
@@ -191,20 +182,17 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             await self._close(POLICY_VIOLATION, f"unsupported media format {start.encoding}")
             return
         t0 = time.monotonic()
-        published: list[tuple[str, dict]] = []
         try:
-            session, published = await _claim(start)
+            session = await events.run_sync(_claim, start)
         except Exception:
             log.exception("media stream %s: session could not be built", start.stream_sid)
             session = None
         if session is None:
-            await events.send_all(published)
             await self._close(POLICY_VIOLATION, "stream not authorised")
             return
         self.session, self.stream_sid = session, start.stream_sid
         self.group = control_group(session.call.uuid)
         await session.attach(self)
-        await events.send_all(published)
         log.info("stream %s started for call %s in %.1f ms", start.stream_sid,
                  session.call.uuid, (time.monotonic() - t0) * 1000)  # fmt: skip
         try:
