@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 CONSOLE_PORT ?= 8501
+# daphne, or uvicorn (uvloop: about twice the simultaneous calls per core; see README)
+SERVER ?= daphne
 # pip's index configuration on some machines prints one warning per package: keep errors only.
 QUIET_PIP := grep -v -e "is ignored: it is neither" -e "^DEPRECATION" || true
 
@@ -37,7 +39,7 @@ serve:
 	console=$$!; trap 'kill $$console 2>/dev/null' EXIT INT TERM; \
 	SANDBOX_CARRIER=$${SANDBOX_CARRIER:-1} PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
 		INBOUND_PERSONAS=$${INBOUND_PERSONAS:-+14155550108=sarah-prior-auth} \
-		$(VENV)/bin/daphne -b $(HOST) -p $(PORT) callcenter.asgi:application
+		$(PY) -m callcenter.serve --server $(SERVER) --host $(HOST) --port $(PORT)
 
 run: setup serve
 
@@ -50,11 +52,12 @@ bench: install
 	@mkdir -p var
 	$(PY) -m bench.latency --turns 30 --json var/bench.json
 
-# N simultaneous sandbox calls against one server process (~8 min): inbound frame lag, lost frames
-# and turns, CPU and memory per call. Exits 1 while turns are lost or calls fail.
+# N simultaneous sandbox calls against one server process, on uvicorn then daphne (~20 min): inbound
+# frame lag, lost frames and turns, CPU and memory per call. Exits 1 while turns are lost or calls fail.
+LOAD_SERVERS ?= uvicorn,daphne
 load: install
 	@mkdir -p var
-	$(PY) -m bench.load --calls 10,50,100,200 --seconds 30 --json var/load.json
+	$(PY) -m bench.load --calls 10,50,100,200 --seconds 30 --server $(LOAD_SERVERS) --json var/load.json
 
 lint: install
 	$(VENV)/bin/ruff check .

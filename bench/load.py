@@ -1,10 +1,11 @@
 """`make load`: N simultaneous sandbox calls against one server process, placed through the API.
 
-    python -m bench.load --calls 10,50,100,200 --seconds 30 [--json PATH] [--py-spy PATH]
+    python -m bench.load --calls 10,50,100,200 --seconds 30 [--server uvicorn,daphne] [--json PATH]
 
-For each N, a fresh stack (bench/stack.py): the Deepgram, OpenAI and ElevenLabs emulators (STT
-final 300 ms after the end of speech, LLM first token 250 ms, TTS first byte 100 ms), the sandbox
-carrier (`manage.py sandbox_carrier --voice synthetic --no-record`) and daphne serving the
+For each server and N, a fresh stack (bench/stack.py): the Deepgram, OpenAI and ElevenLabs
+emulators (STT final 300 ms after the end of speech, LLM first token 250 ms, TTS first byte
+100 ms), the sandbox carrier (`manage.py sandbox_carrier --voice synthetic --no-record`) and the
+server (daphne or uvicorn, started as `python -m callcenter.serve` starts it) serving the
 production app with the bench probe (bench/probe.py), each its own process, on a fresh SQLite
 database. One warm-up call, then N calls placed with `POST /api/calls/` over a ramp (40 a second),
 so the whole product path runs: dial -> carrier -> signed status callbacks -> media stream ->
@@ -462,8 +463,8 @@ def reference_ms(pin: bool) -> float:
     return round(min(runs) * 1000, 1)
 
 
-def run_level(n: int, args, root: Path, log) -> dict:
-    workdir = root / f"n{n}"
+def run_level(n: int, server: str, args, root: Path, log) -> dict:
+    workdir = root / f"{server}-n{n}"
     scenarios = workdir / "scenarios"
     scenarios.mkdir(parents=True)
     ramp = max(args.min_ramp, n / RAMP_RATE)
@@ -476,11 +477,11 @@ def run_level(n: int, args, root: Path, log) -> dict:
                "--default-scenario", "load"]  # fmt: skip
     stack = Stack(workdir, Injected(), Script(), pin=not args.no_pin, carrier=carrier,
                   extra_env={"BENCH_PROBE": "1"},
-                  server=args.server)  # fmt: skip
+                  server=server)  # fmt: skip
     reference = reference_ms(stack.pin)
     started = time.monotonic()
     with stack:
-        log(f"N={n}: server pid {stack.server_pid} on {stack.http_url}, carrier "
+        log(f"N={n}: {server} pid {stack.server_pid} on {stack.http_url}, carrier "
             f"{stack.urls['carrier']}, {exchanges} exchanges a call")  # fmt: skip
         token = make_token(stack)
         if stack.pin:
@@ -489,21 +490,22 @@ def run_level(n: int, args, root: Path, log) -> dict:
     row["window"]["exchanges_scripted"] = exchanges
     row["window"]["level_seconds"] = round(time.monotonic() - started, 1)
     row["pinned"] = stack.pin
+    row["server"] = server
     row["resources"]["cpu0_reference_ms"] = reference
     return row
 
 
 # --- output ------------------------------------------------------------------------------------
-HEADER = ("| N | inbound lag p50 / p99 ms | loop lag p99 ms | late out / dropped in frames "
+HEADER = ("| server | N | inbound lag p50 / p99 ms | loop lag p99 ms | late out / dropped in frames "
           "| CPU %/call | MB/call | turns lost | failed calls |")  # fmt: skip
 
 
 def table(rows: list[dict]) -> str:
-    out = [HEADER, "|" + "---|" * 8]
+    out = [HEADER, "|" + "---|" * 9]
     for r in rows:
         lag, loop, f = r["inbound_lag_ms"], r["loop_lag_ms"], r["frames"]
         out.append(
-            f"| {r['calls']} | {lag.get('p50', '-')} / {lag.get('p99', '-')} "
+            f"| {r.get('server', 'daphne')} | {r['calls']} | {lag.get('p50', '-')} / {lag.get('p99', '-')} "
             f"| {loop.get('p99', '-')} | {f['outbound_late']} / {f['inbound_dropped']} "
             f"| {r['cpu_percent_per_call']} | {r['mb_per_call']} | {r['turns']['lost']} "
             f"| {r['failed_calls']} |"
@@ -516,7 +518,7 @@ def details(rows: list[dict]) -> str:
     for r in rows:
         lag, f, res, t = r["inbound_lag_ms"], r["frames"], r["resources"], r["turns"]
         out.append(
-            f"N={r['calls']}: lag p90 {lag.get('p90')} p99.9 {lag.get('p999')} max {lag.get('max')}"
+            f"{r.get('server', 'daphne')} N={r['calls']}: lag p90 {lag.get('p90')} p99.9 {lag.get('p999')} max {lag.get('max')}"
             f" ms over {lag.get('n')} frames; server {res['server_cpu_percent']} % CPU, "
             f"RSS {res['server_rss_mb'][0]} -> {res['server_rss_mb'][1]} MB; CPU busy "
             f"{res['cpu_busy_percent']}; carrier {res['cpu_percent'].get('carrier')} % "
@@ -549,9 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--persist-timeout", type=float, default=180.0)
     p.add_argument(
         "--server",
-        choices=SERVERS,
         default="daphne",
-        help="ASGI server of the server under test (uvicorn: for comparison)",
+        help=f"comma-separated ASGI servers to measure, each at every N ({', '.join(SERVERS)}; "
+        "default %(default)s)",
     )
     p.add_argument("--no-pin", action="store_true", help="do not pin the server to its own CPU")
     p.add_argument("--json", type=Path, help="also save the figures here")
@@ -566,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--calls takes comma-separated integers")
     if not levels or min(levels) < 1 or a.seconds <= 0:
         p.error("--calls must be >= 1 and --seconds > 0")
+    servers = [x.strip() for x in a.server.split(",") if x.strip()]
+    if not servers or set(servers) - set(SERVERS):
+        p.error(f"--server takes a comma-separated list of {', '.join(SERVERS)}")
 
     def log(message: str) -> None:
         if not a.quiet:
@@ -574,8 +579,9 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="callcenter-load-"))
     rows = []
     try:
-        for n in levels:
-            rows.append(run_level(n, a, root, log))
+        for server in servers:
+            for n in levels:
+                rows.append(run_level(n, server, a, root, log))
             log(table(rows[-1:]).splitlines()[-1])
     finally:
         if a.keep:
@@ -586,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     print(details(rows))
     if a.json:
         config = {"seconds": a.seconds, "calls": levels, "ramp_rate": RAMP_RATE,
-                  "server": a.server,
+                  "servers": servers,
                   "injected_ms": asdict(Injected()), "cpus": os.cpu_count(),
                   "python": sys.version.split()[0], "target_p99_ms": TARGET_P99_MS}  # fmt: skip
         a.json.parent.mkdir(parents=True, exist_ok=True)

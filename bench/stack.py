@@ -1,4 +1,4 @@
-"""The processes under test, on loopback: three provider emulators and a daphne server.
+"""The processes under test, on loopback: three provider emulators and the server (daphne, uvicorn).
 
 Each runs in its own process with its own log in the work directory. With two or more CPUs the
 server is pinned to CPU 0 and everything else (emulators, the bench's caller) to CPU 1, as in the
@@ -23,8 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from callcenter import serve
+from callcenter.serve import SERVERS
+
 ROOT = Path(__file__).resolve().parent.parent
-SERVERS = ("daphne", "uvicorn")
 KEYS = {"deepgram": "dg-bench", "openai": "sk-bench", "elevenlabs": "el-bench"}
 # Settings the bench must not inherit from the shell (they would change what is measured).
 _UNSET = ("REDIS_URL", "STT_BACKEND", "LLM_BACKEND", "TTS_BACKEND", "TTS_FALLBACK_BACKEND",
@@ -143,14 +145,7 @@ class Stack:
             self.env["TWILIO_API_BASE_URL"] = self.urls["carrier"]
         self._manage("migrate", "--noinput", "-v0")
         self._manage("load_personas", "fixtures/personas.yaml")
-        if self.server == "uvicorn":  # for comparison: the same app on uvicorn + websockets
-            argv = [str(Path(sys.executable).with_name("uvicorn")), "bench.asgi:application",
-                    "--host", "127.0.0.1", "--port", str(self.port), "--lifespan", "off",
-                    "--ws", "websockets", "--ws-per-message-deflate", "false",
-                    "--no-access-log"]  # fmt: skip
-        else:
-            daphne = str(Path(sys.executable).with_name("daphne"))
-            argv = [daphne, "-b", "127.0.0.1", "-p", str(self.port), "bench.asgi:application"]
+        argv = serve.command(self.server, "127.0.0.1", self.port, "bench.asgi:application")
         proc, log = self._spawn("server", argv, cpu=0)
         _wait_for(self._server_answers, 60, self.server, proc, log)
 

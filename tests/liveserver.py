@@ -1,4 +1,5 @@
-"""The real server as a daphne subprocess on a loopback port, a fresh SQLite file and the sandbox."""
+"""The real server (daphne or uvicorn) as a subprocess on a loopback port, a fresh SQLite file and
+the sandbox."""
 
 from __future__ import annotations
 
@@ -63,18 +64,21 @@ def sandbox_env(work: Path, port: int, *, account_sid: str, auth_token: str, **e
 
 
 @contextmanager
-def daphne(env: dict, port: int, log: Path, *, ready_s: float = 60.0) -> Iterator[str]:
-    """Run the server until the block ends; yields the in-process carrier's base URL once the
-    server accepts connections. Fails the test with the log's tail if it exits or is late."""
-    binary = str(Path(sys.executable).with_name("daphne"))
+def live_server(
+    env: dict, port: int, log: Path, *, server: str = "daphne", ready_s: float = 60.0
+) -> Iterator[str]:
+    """Run the server until the block ends, started as `python -m callcenter.serve` starts it;
+    yields the in-process carrier's base URL once the server accepts connections. Fails the test
+    with the log's tail if it exits or is late."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [binary, "-b", "127.0.0.1", "-p", str(port), "callcenter.asgi:application"],
+            [sys.executable, "-m", "callcenter.serve", "--server", server,
+             "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
     try:
-        yield _wait_ready(proc, log, port, ready_s)
+        yield _wait_ready(proc, log, port, ready_s, server)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -85,13 +89,13 @@ def daphne(env: dict, port: int, log: Path, *, ready_s: float = 60.0) -> Iterato
             proc.wait(5)
 
 
-def _wait_ready(proc: subprocess.Popen, log: Path, port: int, limit: float) -> str:
+def _wait_ready(proc: subprocess.Popen, log: Path, port: int, limit: float, server: str) -> str:
     deadline = time.monotonic() + limit
     while True:
         if proc.poll() is not None:
-            pytest.fail(f"daphne exited ({proc.returncode}):\n{tail(log)}")
+            pytest.fail(f"{server} exited ({proc.returncode}):\n{tail(log)}")
         if time.monotonic() > deadline:
-            pytest.fail(f"daphne not ready in {limit:.0f} s:\n{tail(log)}")
+            pytest.fail(f"{server} not ready in {limit:.0f} s:\n{tail(log)}")
         found = _CARRIER_LINE.search(tail(log, 200))
         if found:
             try:

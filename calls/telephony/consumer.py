@@ -27,9 +27,11 @@ from calls.telephony.protocol import Connected, Dtmf, MarkEcho, Media, Start, St
 
 log = logging.getLogger(__name__)
 
-# WebSocket close codes (RFC 6455 + the 4000 private range).
-POLICY_VIOLATION = 1008
-PROTOCOL_ERROR = 1002
+# WebSocket close codes, all in the private range: daphne (autobahn) refuses an application's
+# close with any code but 1000 and 3000-4999, and closes with 1011 instead. 40xx mirrors the RFC
+# 6455 code of the same meaning (1008 policy violation, 1002 protocol error).
+POLICY_VIOLATION = 4008
+PROTOCOL_ERROR = 4002
 TOO_MANY_ERRORS = 4000
 # Malformed frames tolerated (logged and dropped) before the socket is closed.
 MAX_BAD_FRAMES = 20
@@ -68,6 +70,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
     stream_sid: str = ""
     group: str = ""
     stopped: bool = False
+    closing: bool = False  # our close went out: frames still queued behind it are dropped
 
     async def __call__(self, scope, receive, send) -> None:
         """Channels' consumer loop without its cost per message (a new task and an
@@ -135,9 +138,12 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         self.bad_frames = 0
         self.early_frames = 0
         self.stopped = False
+        self.closing = False
         await self.accept()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing:  # a second close is an ASGI error (uvicorn raises; daphne ignores it)
+            return
         try:
             message = protocol.parse(text_data)
         except protocol.ProtocolError as exc:
@@ -164,7 +170,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
                 log.warning("stop for another stream %s ignored", message.stream_sid)
                 return
             await self._stop("stream stopped")
-            await self.close()
+            await self._close_socket()
         elif isinstance(message, Connected):
             pass
 
@@ -217,7 +223,12 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
     async def _close(self, code: int, reason: str) -> None:
         log.warning("closing media stream %s: %s", self.stream_sid or "(no start)", reason)
         await self._stop(reason)
-        await self.close(code=code, reason=reason)
+        await self._close_socket(code, reason)
+
+    async def _close_socket(self, code: int | None = None, reason: str | None = None) -> None:
+        if not self.closing:
+            self.closing = True
+            await self.close(code=code, reason=reason)
 
     async def disconnect(self, code: int) -> None:
         await self._stop(f"socket closed ({code}) without stop")

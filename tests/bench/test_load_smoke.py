@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.load import LINES, scenario_yaml
+from callcenter.serve import SERVERS
 from calls.sandbox.scenario import SCENARIO_DIR, Hangup, Say, WaitAgent, load, parse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,17 +30,19 @@ def test_the_load_scenario_talks_waits_and_hangs_up():
 
 
 @pytest.mark.timeout(90)
-def test_two_calls_run_through_the_whole_path(tmp_path):
+@pytest.mark.parametrize("server", SERVERS)
+def test_two_calls_run_through_the_whole_path(tmp_path, server):
     out = tmp_path / "load.json"
     run = subprocess.run(
-        [sys.executable, "-m", "bench.load", "--calls", "2", "--seconds", "2", "--exchanges", "1",
+        [sys.executable, "-m", "bench.load", "--server", server, "--calls", "2", "--seconds", "2",
+         "--exchanges", "1",
          "--min-ramp", "0.5", "--settle", "0.5", "--no-warmup", "--json", str(out), "-q"],
         cwd=ROOT, capture_output=True, text=True, timeout=80, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert "inbound lag p50 / p99" in run.stdout
     [level] = json.loads(out.read_text())["levels"]
-    assert level["calls"] == 2 and level["failed_calls"] == 0
+    assert level["server"] == server and level["calls"] == 2 and level["failed_calls"] == 0
     assert level["turns"] == {**level["turns"], "caller_lines_spoken": 2, "lost": 0}
     frames = level["frames"]
     assert frames["inbound_sent"] > 0 and frames["inbound_dropped"] == 0

@@ -33,7 +33,7 @@ import pytest
 
 from calls.sandbox.scenario import SCENARIO_DIR
 from calls.sandbox.scenario import load as load_scenario
-from tests.liveserver import ROOT, daphne, free_port, sandbox_env, tail
+from tests.liveserver import ROOT, free_port, live_server, sandbox_env, tail
 
 TO = "+14155550160"  # no scenario's own number: /sandbox/next plans "e2e" for it
 SCENARIO = "e2e"
@@ -118,7 +118,7 @@ def server(tmp_path_factory):
     level = httpx_log.level
     httpx_log.setLevel(logging.WARNING)  # not a log line per poll in a failure's report
     try:
-        with daphne(env, port, log, ready_s=READY_LIMIT_S) as carrier_url:
+        with live_server(env, port, log, ready_s=READY_LIMIT_S) as carrier_url:
             api = httpx.Client(
                 base_url=f"http://127.0.0.1:{port}",
                 headers={"Authorization": f"Token {token}"},

@@ -50,7 +50,7 @@ from tests.calls.sandbox.test_carrier import (
     Line,
     stream_twiml,
 )
-from tests.liveserver import ROOT, daphne, free_port, sandbox_env, tail
+from tests.liveserver import ROOT, free_port, live_server, sandbox_env, tail
 
 NUMBER = "+14155550108"  # the agent-to-agent scenario's number
 CALLER, CALLEE = "myra-recruiting", "sarah-prior-auth"
@@ -277,7 +277,7 @@ def server(tmp_path) -> Iterator[tuple[httpx.Client, httpx.Client, Path]]:
     )  # fmt: skip
     assert setup.returncode == 0, setup.stdout + setup.stderr
     log = tmp_path / "daphne.log"
-    with daphne(env, port, log) as carrier_url:
+    with live_server(env, port, log) as carrier_url:
         api = httpx.Client(
             base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {token}"},
             timeout=30,

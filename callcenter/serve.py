@@ -1,0 +1,50 @@
+"""Starts the ASGI server: daphne (the default) or uvicorn on uvloop, the denser one.
+
+    python -m callcenter.serve [--server daphne|uvicorn] [--host 127.0.0.1] [--port 8000]
+
+Both serve the same application and Channels consumers. uvicorn runs its sockets on uvloop's C
+transports with httptools and the sans-I/O websockets protocol: reading 200 media streams (10,000
+frames a second) costs ~20 % of a core there and ~48 % under daphne (twisted + autobahn parse each
+frame in Python), which is what lets one process hold 200 calls (bench/README.md, "load").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+APP = "callcenter.asgi:application"
+SERVERS = ("daphne", "uvicorn")
+# The largest WebSocket message uvicorn accepts (it closes with 1009 above it). Twilio's are under
+# 1 kB; anything above MAX_MESSAGE_BYTES (16 kB) is refused by the media parser anyway.
+WS_MAX_BYTES = 64 * 1024
+
+
+def command(server: str, host: str, port: int, app: str = APP) -> list[str]:
+    """The argv that serves `app` on host:port with `server`."""
+    bindir = Path(sys.executable).parent
+    if server == "daphne":
+        return [str(bindir / "daphne"), "-b", host, "-p", str(port), app]
+    if server == "uvicorn":
+        return [str(bindir / "uvicorn"), app, "--host", host, "--port", str(port),
+                "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",
+                "--ws-per-message-deflate", "false", "--ws-max-size", str(WS_MAX_BYTES),
+                "--lifespan", "off"]  # fmt: skip
+    raise ValueError(f"unknown server {server!r}; choose from {', '.join(SERVERS)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m callcenter.serve", description=__doc__)
+    parser.add_argument("--server", choices=SERVERS, default=os.environ.get("SERVER") or "daphne")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--app", default=APP)
+    args = parser.parse_args(argv)
+    cmd = command(args.server, args.host, args.port, args.app)
+    os.execv(cmd[0], cmd)  # the server takes this process over: signals reach it directly
+
+
+if __name__ == "__main__":
+    main()
