@@ -582,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         for server in servers:
             for n in levels:
                 rows.append(run_level(n, server, a, root, log))
-            log(table(rows[-1:]).splitlines()[-1])
+                log(table(rows[-1:]).splitlines()[-1])
     finally:
         if a.keep:
             log(f"work directory kept: {root}")

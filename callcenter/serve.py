@@ -17,6 +17,10 @@ from pathlib import Path
 
 APP = "callcenter.asgi:application"
 SERVERS = ("daphne", "uvicorn")
+# Idle HTTP keep-alive, seconds: longer than the proxies' and clients' in front (60 s is common),
+# so it is never the server that closes a connection a client is about to reuse (uvicorn's own
+# default of 5 s reset requests in `make load`).
+KEEP_ALIVE_S = 75
 # The largest WebSocket message uvicorn accepts (it closes with 1009 above it). Twilio's are under
 # 1 kB; anything above MAX_MESSAGE_BYTES (16 kB) is refused by the media parser anyway.
 WS_MAX_BYTES = 64 * 1024
@@ -31,7 +35,7 @@ def command(server: str, host: str, port: int, app: str = APP) -> list[str]:
         return [str(bindir / "uvicorn"), app, "--host", host, "--port", str(port),
                 "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",
                 "--ws-per-message-deflate", "false", "--ws-max-size", str(WS_MAX_BYTES),
-                "--lifespan", "off"]  # fmt: skip
+                "--timeout-keep-alive", str(KEEP_ALIVE_S), "--lifespan", "off"]  # fmt: skip
     raise ValueError(f"unknown server {server!r}; choose from {', '.join(SERVERS)}")
 
 

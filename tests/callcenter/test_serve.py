@@ -28,7 +28,7 @@ def test_each_server_has_its_command():
     assert pairs == {
         "--host": "0.0.0.0", "--port": "9000", "--loop": "uvloop", "--http": "httptools",
         "--ws": "websockets-sansio", "--ws-per-message-deflate": "false",
-        "--ws-max-size": str(serve.WS_MAX_BYTES), "--lifespan": "off",
+        "--ws-max-size": str(serve.WS_MAX_BYTES), "--timeout-keep-alive": "75", "--lifespan": "off",
     }  # fmt: skip
     with pytest.raises(ValueError, match="unknown server 'gunicorn'"):
         serve.command("gunicorn", "127.0.0.1", 1)

@@ -1,0 +1,14 @@
+"""`python -m bench.sockets` still measures: a bare app on each server reads paced media frames."""
+
+import pytest
+
+from bench import sockets
+from callcenter.serve import SERVERS
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("server", SERVERS)
+def test_each_server_reads_the_streams_and_the_bench_reports_its_cpu(server):
+    row = sockets.measure(server, streams=3, seconds=0.5, pin=False)
+    assert row["server"] == server and row["streams"] == 3
+    assert row["cpu_percent"] > 0 and row["us_per_frame"] > 0
