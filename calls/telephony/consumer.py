@@ -235,13 +235,22 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
 
     # --- the transport the session's playout uses --------------------------------------------
     async def send_media(self, mulaw: bytes) -> None:
-        await self.send(text_data=protocol.media_message(self.stream_sid, mulaw))
+        await self._send_text(protocol.media_message(self.stream_sid, mulaw))
 
     async def send_mark(self, name: str) -> None:
-        await self.send(text_data=protocol.mark_message(self.stream_sid, name))
+        await self._send_text(protocol.mark_message(self.stream_sid, name))
 
     async def send_clear(self) -> None:
-        await self.send(text_data=protocol.clear_message(self.stream_sid))
+        await self._send_text(protocol.clear_message(self.stream_sid))
+
+    async def _send_text(self, text: str) -> None:
+        if self.closing:
+            return
+        try:
+            await self.send(text_data=text)
+        except OSError:  # the peer is gone (uvicorn raises; daphne drops the message): its
+            # disconnect, already on its way, ends the stream
+            log.debug("media stream %s: send after the socket closed", self.stream_sid)
 
     # --- live control from the API, through the channel layer ---------------------------------
     async def call_control(self, event: dict) -> None:

@@ -258,3 +258,27 @@ async def test_a_consumer_cancelled_before_the_stream_ended_still_finalises(
     await wait_for(lambda: Call.objects.get(pk=call.pk).status == "completed")
     await wait_for(lambda: Turn.objects.filter(call=call, speaker="agent").exists())
     await wait_for(lambda: Call.objects.get(pk=call.pk).end_reason == "stream handler cancelled")
+
+
+async def test_sends_to_a_socket_that_is_gone_are_dropped():
+    """uvicorn raises on a send after the peer left (daphne drops it); the disconnect that
+    follows ends the stream, so the playout's send must not fail the call's tasks meanwhile."""
+    from uvicorn.protocols.utils import ClientDisconnected
+
+    from calls.telephony.consumer import MediaStreamConsumer
+
+    sent: list[dict] = []
+
+    async def gone(message: dict) -> None:
+        sent.append(message)
+        raise ClientDisconnected()
+
+    consumer = MediaStreamConsumer()
+    consumer.base_send, consumer.stream_sid = gone, SID
+    await consumer.send_media(b"\xff" * 160)
+    await consumer.send_mark("r1s0")
+    await consumer.send_clear()
+    assert [json.loads(m["text"])["event"] for m in sent] == ["media", "mark", "clear"]
+    consumer.closing = True  # after our own close nothing more is sent at all
+    await consumer.send_media(b"\xff" * 160)
+    assert len(sent) == 3
