@@ -48,7 +48,7 @@ def _media(n: int) -> str:
                                  "timestamp": str(n * 20), "payload": payload}})  # fmt: skip
 
 
-async def _drive(url: str, streams: int, seconds: float, late: list[int]) -> None:
+async def _drive(url: str, streams: int, seconds: float, counts: dict[str, int]) -> None:
     t0 = time.monotonic() + 1.0
 
     async def one(i: int) -> None:
@@ -60,9 +60,10 @@ async def _drive(url: str, streams: int, seconds: float, late: list[int]) -> Non
                 if delay > 0:
                     await asyncio.sleep(delay)
                 elif delay < -FRAME_S:
-                    late[0] += 1
+                    counts["late"] += 1
                 await ws.send(_media(n))
                 n += 1
+            counts["sent"] += n
 
     await asyncio.gather(*(one(i) for i in range(streams)))
 
@@ -86,9 +87,9 @@ def measure(server: str, streams: int, seconds: float, pin: bool) -> dict:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError(f"{server} did not start") from None
                 time.sleep(0.05)
-        warm, late = 3.0, [0]
+        warm, counts = 3.0, {"late": 0, "sent": 0}
         loop = asyncio.new_event_loop()
-        task = loop.create_task(_drive(f"ws://127.0.0.1:{port}/", streams, warm + seconds, late))
+        task = loop.create_task(_drive(f"ws://127.0.0.1:{port}/", streams, warm + seconds, counts))
         loop.run_until_complete(asyncio.sleep(1.0 + warm))  # sockets open, pacing settled
         cpu0, wall0 = cpu_seconds(proc.pid), time.monotonic()
         loop.run_until_complete(asyncio.sleep(seconds))
@@ -104,7 +105,8 @@ def measure(server: str, streams: int, seconds: float, pin: bool) -> dict:
     cpu = (cpu1 - cpu0) / (wall1 - wall0)
     frames = streams / FRAME_S
     return {"server": server, "streams": streams, "cpu_percent": round(cpu * 100, 1),
-            "us_per_frame": round(cpu / frames * 1e6, 1), "client_late_frames": late[0]}  # fmt: skip
+            "us_per_frame": round(cpu / frames * 1e6, 1), "frames_sent": counts["sent"],
+            "client_late_frames": counts["late"]}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
