@@ -8,6 +8,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+import orjson
+
 # A 20 ms media frame is ~400 bytes of JSON; anything near this limit is not Twilio.
 MAX_MESSAGE_BYTES = 16 * 1024
 # Twilio sends 160-byte frames; tolerate larger ones from other carriers, not unbounded ones.
@@ -85,7 +87,7 @@ def _media(data: dict, sid: str) -> Media:
     if not isinstance(payload, str):
         raise ProtocolError("'media.payload' must be a base64 string")
     try:
-        audio = base64.b64decode(payload, validate=True)
+        audio = binascii.a2b_base64(payload, strict_mode=True)  # b64decode(validate=True), unwrapped
     except (binascii.Error, ValueError):
         raise ProtocolError("'media.payload' is not valid base64") from None
     if len(audio) > MAX_MEDIA_BYTES:
@@ -121,7 +123,7 @@ def parse(text: str | bytes | None) -> Message:
     if len(text) > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"message of {len(text)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
-        data = json.loads(text)
+        data = orjson.loads(text)  # 50 parses a second per call: ~1 us here, json's ~3
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("malformed JSON") from None
     if not isinstance(data, dict):

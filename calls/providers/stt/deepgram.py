@@ -54,6 +54,8 @@ def _listen_without_compression() -> None:
 _listen_without_compression()
 
 BYTES_PER_S = 8000  # 8 kHz mono mu-law
+# Queued audio joined into one message (when the send loop fell behind) up to this size: 250 ms.
+JOIN_MAX_BYTES = BYTES_PER_S // 4
 _FINALIZE, _KEEPALIVE, _CLOSE = "Finalize", "KeepAlive", "CloseStream"
 
 
@@ -409,6 +411,8 @@ class DeepgramSTTSession(STTSession):
                 self._pending_bytes -= len(data)
                 if offset < self._skip_below:
                     continue
+                if self._pending and isinstance(self._pending[0], tuple):
+                    data = self._join_queued(data)
                 await conn.send_media(data)  # on failure the replay ring still has it
             else:
                 try:
@@ -421,6 +425,19 @@ class DeepgramSTTSession(STTSession):
                         self._pending.appendleft(item)
                     raise
             self._last_tx = time.monotonic()
+
+    def _join_queued(self, data: bytes) -> bytes:
+        """Audio queued behind `data` (this loop fell behind: a busy server) goes out in the same
+        message: it is late already, and one message costs the server less than several.
+        Contiguous by construction (offsets only grow); a control message ends the run."""
+        parts = [data]
+        size = len(data)
+        while self._pending and isinstance(self._pending[0], tuple) and size < JOIN_MAX_BYTES:
+            _, more = self._pending.popleft()
+            self._pending_bytes -= len(more)
+            size += len(more)
+            parts.append(more)
+        return b"".join(parts)
 
     async def _keepalive(self) -> None:
         while True:

@@ -35,8 +35,11 @@ def stt(url: str, **kw) -> DeepgramSTT:
 
 
 async def feed(session, audio: bytes) -> None:
+    """Frame by frame, with the send loop's turn between frames, as 20 ms apart they get it
+    (audio queued without a turn goes out joined: see the test of that)."""
     for i in range(0, len(audio), 160):
         await session.send(audio[i : i + 160])
+        await asyncio.sleep(0)
 
 
 async def wait_for(
@@ -249,15 +252,35 @@ async def test_non_urgent_audio_goes_out_in_100_ms_messages(server):
     frames = [bytes([0xFF]) * 160] * 14
     for frame in frames[:10]:  # speech or long silence: held and sent as 100 ms pieces
         await session.send(frame, urgent=False)
+        await asyncio.sleep(0)  # the send loop's turn, as between frames
     await session.send(frames[10])  # near an endpoint: what is held goes out with it, at once
+    await asyncio.sleep(0)  # the send loop's turn, as between frames
     for frame in frames[11:13]:
         await session.send(frame, urgent=False)
     await session.finalize()  # never held past a finalize
+    await asyncio.sleep(0)  # the send loop's turn, as between frames
     await session.send(frames[13], urgent=False)
     await session.close()  # nor past the close
     rec = emu.connections[0]
     assert rec.bytes_received == 14 * 160
     assert rec.frames_received == 5  # 800 + 800 + 160 + 320 + 160 bytes
+    assert [c["type"] for c in rec.control] == ["Finalize", "CloseStream"]
+
+
+async def test_audio_queued_behind_a_busy_loop_goes_out_joined(server):
+    emu, url = server
+    session = await stt(url).open(OPTIONS)
+    frame = bytes([0xFF]) * 160
+    for _ in range(30):  # 600 ms queued before the send loop gets a turn (no await yields here)
+        await session.send(frame)
+    await session.finalize()  # a control message ends a run
+    for _ in range(3):
+        await session.send(frame)
+    await session.close()
+    rec = emu.connections[0]
+    assert rec.bytes_received == 33 * 160
+    # 250 ms a message at most: 13 + 13 + 4 frames, then the 3 after the Finalize.
+    assert rec.frames_received == 4
     assert [c["type"] for c in rec.control] == ["Finalize", "CloseStream"]
 
 
