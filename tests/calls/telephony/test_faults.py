@@ -19,13 +19,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 FALLBACK = PipelineOptions().fallback_text
 
 
-async def one_exchange(call, dial, *, after_greeting=None) -> list[Turn]:
-    """Greeting, one caller turn, the agent's answer fully played; then hang up."""
+async def one_exchange(call, dial, *, after_greeting=None, realtime=False) -> list[Turn]:
+    """Greeting, one caller turn (`realtime`: paced like a live line, not a burst), the agent's
+    answer fully played; then hang up."""
     phone = await dial()
     await phone.until(lambda: phone.echoed)
     if after_greeting is not None:
         after_greeting()
-    await phone.talk(speech_like(700) + silence(500))
+    await phone.talk(speech_like(700) + silence(500), realtime=realtime)
     await until_db(lambda: Turn.objects.filter(call=call).count() >= 3)
     await phone.hang_up()
     return await database_sync_to_async(lambda: list(call.turns.order_by("seq")))()
@@ -41,7 +42,8 @@ async def test_a_dropped_deepgram_socket_is_reopened_and_no_word_is_lost(call, h
     deepgram.listen_faults = Faults(drop_after_messages=15, times=1)  # 300 ms into the speech
     deepgram.script(["Yes, I am still interested."])
     hosted_fakes.openai.script("Great to hear.")
-    _greeting, caller, agent = await one_exchange(call, dial)
+    # Paced: a burst would reach Deepgram joined into fewer, larger messages (a server behind).
+    _greeting, caller, agent = await one_exchange(call, dial, realtime=True)
 
     assert (caller.speaker, caller.text) == ("caller", "Yes, I am still interested.")
     assert (agent.speaker, agent.text) == ("agent", "Great to hear.")
