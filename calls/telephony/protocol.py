@@ -87,7 +87,9 @@ def _media(data: dict, sid: str) -> Media:
     if not isinstance(payload, str):
         raise ProtocolError("'media.payload' must be a base64 string")
     try:
-        audio = binascii.a2b_base64(payload, strict_mode=True)  # b64decode(validate=True), unwrapped
+        audio = binascii.a2b_base64(
+            payload, strict_mode=True
+        )  # b64decode(validate=True), unwrapped
     except (binascii.Error, ValueError):
         raise ProtocolError("'media.payload' is not valid base64") from None
     if len(audio) > MAX_MEDIA_BYTES:
