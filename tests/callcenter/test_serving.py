@@ -36,7 +36,7 @@ def test_the_startup_heap_is_hidden_from_full_collections():
     import callcenter.asgi  # noqa: F401  (the server's entry point freezes once it is built)
 
     assert gc.get_freeze_count() > 10_000
-    assert serving.freeze_startup_heap() == gc.get_freeze_count()  # again: what is alive now joins
+    assert serving.freeze_startup_heap() > 10_000  # again: what is alive now joins them
     garbage = [[]]
     garbage[0].append(garbage)  # a cycle made after the freeze is still collected
     del garbage
