@@ -36,7 +36,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.stack import SERVERS, Injected, Script, Stack
+from bench.stack import Injected, Script, Stack
+from callcenter.serve import SERVERS
 
 PERSONA = "myra-recruiting"
 FIRST_NUMBER = 14155552000  # +1 415 555 2000 and up: numbers with no scenario of their own
@@ -505,7 +506,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         lag, loop, f = r["inbound_lag_ms"], r["loop_lag_ms"], r["frames"]
         out.append(
-            f"| {r.get('server', 'daphne')} | {r['calls']} | {lag.get('p50', '-')} / {lag.get('p99', '-')} "
+            f"| {r['server']} | {r['calls']} | {lag.get('p50', '-')} / {lag.get('p99', '-')} "
             f"| {loop.get('p99', '-')} | {f['outbound_late']} / {f['inbound_dropped']} "
             f"| {r['cpu_percent_per_call']} | {r['mb_per_call']} | {r['turns']['lost']} "
             f"| {r['failed_calls']} |"
@@ -518,7 +519,7 @@ def details(rows: list[dict]) -> str:
     for r in rows:
         lag, f, res, t = r["inbound_lag_ms"], r["frames"], r["resources"], r["turns"]
         out.append(
-            f"{r.get('server', 'daphne')} N={r['calls']}: lag p90 {lag.get('p90')} p99.9 {lag.get('p999')} max {lag.get('max')}"
+            f"{r['server']} N={r['calls']}: lag p90 {lag.get('p90')} p99.9 {lag.get('p999')} max {lag.get('max')}"
             f" ms over {lag.get('n')} frames; server {res['server_cpu_percent']} % CPU, "
             f"RSS {res['server_rss_mb'][0]} -> {res['server_rss_mb'][1]} MB; CPU busy "
             f"{res['cpu_busy_percent']}; carrier {res['cpu_percent'].get('carrier')} % "

@@ -24,7 +24,7 @@ import time
 from websockets.asyncio.client import connect
 
 from bench.load import cpu_seconds
-from bench.stack import ROOT, pinning_available
+from bench.stack import ROOT, free_port, pinning_available
 from callcenter import serve
 
 FRAME_S = 0.02
@@ -69,9 +69,7 @@ async def _drive(url: str, streams: int, seconds: float, counts: dict[str, int])
 
 
 def measure(server: str, streams: int, seconds: float, pin: bool) -> dict:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     argv = serve.command(server, "127.0.0.1", port, APP)
     if pin:
         argv = ["taskset", "-c", "0", *argv]

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from callcenter import serve
-from callcenter.serve import SERVERS
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"deepgram": "dg-bench", "openai": "sk-bench", "elevenlabs": "el-bench"}
@@ -56,7 +55,7 @@ class Script:
     ms_per_char: float = 20.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -92,8 +91,8 @@ class Stack:
         self.workdir = workdir
         self.carrier_args = carrier
         self.extra_env = dict(extra_env or {})
-        if server not in SERVERS:
-            raise ValueError(f"server must be one of {SERVERS}")
+        if server not in serve.SERVERS:
+            raise ValueError(f"server must be one of {serve.SERVERS}")
         self.server = server
         self.injected = injected
         self.script = script
@@ -138,7 +137,7 @@ class Stack:
             "elevenlabs",
             ["--first-byte-ms", str(inj.tts_first_byte), "--ms-per-char", str(sc.ms_per_char)],
         )
-        self.port = _free_port()
+        self.port = free_port()
         self.env = self._server_env()
         if self.carrier_args is not None:
             self.urls["carrier"] = self._carrier(self.carrier_args)

@@ -138,11 +138,10 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         self.bad_frames = 0
         self.early_frames = 0
         self.stopped = False
-        self.closing = False
         await self.accept()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.closing:  # a second close is an ASGI error (uvicorn raises; daphne ignores it)
+        if self.closing:  # frames queued behind our close
             return
         try:
             message = protocol.parse(text_data)
@@ -170,7 +169,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
                 log.warning("stop for another stream %s ignored", message.stream_sid)
                 return
             await self._stop("stream stopped")
-            await self._close_socket()
+            await self.close()
         elif isinstance(message, Connected):
             pass
 
@@ -223,12 +222,13 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
     async def _close(self, code: int, reason: str) -> None:
         log.warning("closing media stream %s: %s", self.stream_sid or "(no start)", reason)
         await self._stop(reason)
-        await self._close_socket(code, reason)
+        await self.close(code=code, reason=reason)
 
-    async def _close_socket(self, code: int | None = None, reason: str | None = None) -> None:
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        """Once: a second `websocket.close` is an ASGI error (uvicorn raises; daphne ignores it)."""
         if not self.closing:
             self.closing = True
-            await self.close(code=code, reason=reason)
+            await super().close(code=code, reason=reason)
 
     async def disconnect(self, code: int) -> None:
         await self._stop(f"socket closed ({code}) without stop")

@@ -411,9 +411,9 @@ class DeepgramSTTSession(STTSession):
                 self._pending_bytes -= len(data)
                 if offset < self._skip_below:
                     continue
-                if self._pending and isinstance(self._pending[0], tuple):
-                    data = self._join_queued(data)
-                await conn.send_media(data)  # on failure the replay ring still has it
+                await conn.send_media(
+                    self._join_queued(data)
+                )  # on failure the replay ring still has it
             else:
                 try:
                     if item == _CLOSE:
@@ -437,7 +437,7 @@ class DeepgramSTTSession(STTSession):
             self._pending_bytes -= len(more)
             size += len(more)
             parts.append(more)
-        return b"".join(parts)
+        return data if len(parts) == 1 else b"".join(parts)
 
     async def _keepalive(self) -> None:
         while True:
