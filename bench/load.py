@@ -346,6 +346,7 @@ class Level:
             "calls": n,
             "inbound_lag_ms": lag,
             "loop_lag_ms": figures["loop_lag_ms"],
+            "gc_pause_ms": figures["gc_pause_ms"],
             "inbound_lag_by_second": figures["inbound_lag_by_second"],
             "frames": {
                 "inbound_sent": frames_sent,
@@ -514,6 +515,16 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def gc_pauses(by_gen: dict) -> str:
+    """'gen2 4x max 81.2 (sum 240)', per generation that ran in the window."""
+    parts = []
+    for gen, d in sorted(by_gen.items()):
+        if d.get("n"):
+            total = round(d["mean"] * d["n"])
+            parts.append(f"{gen} {d['n']}x p50 {d['p50']} max {d['max']} (sum {total}) ms")
+    return ", ".join(parts) or "none"
+
+
 def details(rows: list[dict]) -> str:
     out = []
     for r in rows:
@@ -526,6 +537,7 @@ def details(rows: list[dict]) -> str:
             f"(late ticks {f['carrier_late_ticks']}, max {f['carrier_max_lag_ms']} ms); "
             f"{t['caller_lines_spoken']} caller lines, {t['reply_timeouts']} reply timeouts, "
             f"{t['extra']} extra turns; create p50 {r['api_create_ms']['p50']} ms; "
+            f"GC pauses {gc_pauses(r.get('gc_pause_ms', {}))}; "
             f"CPU 0 reference workload {res.get('cpu0_reference_ms')} ms (lower: faster machine)"
         )
         for f in r["failures"][:5]:

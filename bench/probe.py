@@ -12,6 +12,8 @@ every process of the machine, and the clock the carrier's pacer uses through `lo
   the buffer ran dry, less than `REPLY_GAP_S` after the previous one, came late mid-reply: the
   callee heard a gap. (A longer silence is the pause between two replies.)
 - the event loop: a task sleeps 10 ms in a loop and records how late it wakes.
+- garbage collection: each collection's generation and pause (`gc.callbacks`); a full collection
+  stops every call at once, so a few of them make a window's p99.
 
 `GET /__bench__/probe` answers with stream counts (cheap: polled while calls ramp up);
 `GET /__bench__/probe?since=T&until=T` with the figures of that window (monotonic seconds), plus
@@ -24,6 +26,7 @@ memory figure by bench/load.py), 100 timer wake-ups a second.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 import time
@@ -83,6 +86,19 @@ class Probe:
         self.loop_t = array("d")
         self.loop_lag = array("f")
         self._loop_task: asyncio.Task | None = None
+        self.gc_t = array("d")  # when each collection ended
+        self.gc_gen = array("b")
+        self.gc_ms = array("f")
+        self._gc_start = 0.0
+
+    def on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_start = time.monotonic()
+            return
+        now = time.monotonic()
+        self.gc_t.append(now)
+        self.gc_gen.append(info["generation"])
+        self.gc_ms.append((now - self._gc_start) * 1000)
 
     # --- recording ----------------------------------------------------------------------------
     def ensure_loop_probe(self) -> None:
@@ -144,6 +160,10 @@ class Probe:
             }  # fmt: skip
         loop = [lag * 1000 for t, lag in zip(self.loop_t, self.loop_lag, strict=True)
                 if since <= t <= until]  # fmt: skip
+        pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        for t, gen, ms in zip(self.gc_t, self.gc_gen, self.gc_ms, strict=True):
+            if since <= t <= until:
+                pauses[gen].append(ms)
         return {
             **self.counts(),
             "since": since,
@@ -157,10 +177,13 @@ class Probe:
                 for sec, vals in sorted(by_second.items())
             ],
             "loop_lag_ms": _dist(loop),
+            "gc_pause_ms": {f"gen{gen}": _dist(ms) for gen, ms in pauses.items()},
             "outbound_late_frames": late,
             "outbound_late_gap_ms": _dist(late_ms),
             "outbound_frames_total": out_frames_total,
-            "probe_bytes": sum(r.nbytes for r in self.streams.values()) + 12 * len(self.loop_t),
+            "probe_bytes": sum(r.nbytes for r in self.streams.values())
+            + 12 * len(self.loop_t)
+            + 13 * len(self.gc_t),
             "streams": per_stream,
         }
 
@@ -223,6 +246,7 @@ def install() -> None:
         await final_writes(self, reason)  # runs once a session, in a task of its own
         PROBE.finalised.add(str(self.call.uuid))  # turns, events, recording, end status written
 
+    gc.callbacks.append(PROBE.on_gc)
     CallSession._final_writes = probed_final_writes
     MediaStreamConsumer.receive = probed_receive
     MediaStreamConsumer.send_media = probed_send_media

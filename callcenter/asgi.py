@@ -16,6 +16,7 @@ from calls.live import warmup  # noqa: E402
 
 quiet_autobahn_debug_arguments()
 warmup.import_backends()
+warmup.import_lazy_modules()
 if settings.SANDBOX_CARRIER:
     from calls.sandbox.carrier import start_in_process
 

@@ -4,9 +4,11 @@ loop, and each outbound call's greeting synthesised while the phone rings."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 
 from django.conf import settings
+from django.urls import get_resolver
 from django.utils.module_loading import import_string
 
 from calls.live import providers as registry
@@ -15,6 +17,14 @@ from calls.providers.stt.base import STTOptions, STTSession
 from calls.providers.tts.base import TTSOptions
 
 log = logging.getLogger(__name__)
+# Modules that dependencies import on first use, not when they are imported themselves.
+LAZY_MODULES = (
+    "httpcore",  # httpx's transport: the first client (OpenAI's: httpcore2)
+    "httpcore2",
+    "h11",
+    "anyio._backends._asyncio",  # the async backend of both: the first request
+    "twilio.rest.api.v2010.account",  # the REST resources: the first `client.calls`
+)
 _loop: asyncio.AbstractEventLoop | None = None
 _tasks: set = set()  # asyncio tasks and concurrent futures kept alive until done
 
@@ -38,6 +48,19 @@ def import_backends() -> None:
     """Import every configured provider module now (SDK imports take hundreds of ms)."""
     for conf in settings.PROVIDERS.values():
         import_string(conf["BACKEND"])
+
+
+def import_lazy_modules() -> None:
+    """Import now what the stack would import on first use: the URLconf (views, serializers, DRF,
+    the API schema: ~400 modules, loaded by the first HTTP request) and LAZY_MODULES. The first
+    call after a start does not pay for them, and they are loaded before the startup heap is
+    frozen (callcenter.serving), so the garbage collector never walks them again."""
+    get_resolver().url_patterns  # noqa: B018 - the property loads the URLconf
+    for name in LAZY_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # a dependency moved its modules: it is imported on first use again
+            log.info("lazily imported module %s not found", name)
 
 
 async def _warm() -> None:
