@@ -9,7 +9,7 @@ from datetime import datetime
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from agents import context as persona_context
@@ -195,11 +195,18 @@ def turn_append(
     latency: Mapping[str, object] | None = None,
 ) -> Turn:
     """Store one finished turn with the next sequence number, then publish it."""
-    call = Call.objects.select_for_update().get(pk=call_id)
-    last = call.turns.aggregate(m=Max("seq"))["m"] or 0
+    # One query (each turn of every live call comes here): the call row locked against a
+    # concurrent append, its uuid to publish to, and the last seq; no Call instance is built.
+    last_seq = Turn.objects.filter(call=OuterRef("pk")).order_by("-seq").values("seq")[:1]
+    call_uuid, last = (
+        Call.objects.select_for_update()
+        .filter(pk=call_id)
+        .values_list("uuid", Subquery(last_seq))
+        .get()
+    )
     turn = Turn.objects.create(
-        call=call,
-        seq=last + 1,
+        call_id=call_id,
+        seq=(last or 0) + 1,
         speaker=speaker,
         text=text,
         heard_text=heard_text,
@@ -208,7 +215,7 @@ def turn_append(
         ended_at=ended_at or timezone.now(),
         latency=dict(latency or {}),
     )
-    transaction.on_commit(lambda: events.publish_turn(call.uuid, turn))
+    transaction.on_commit(lambda: events.publish_turn(call_uuid, turn))
     return turn
 
 

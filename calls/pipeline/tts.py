@@ -2,6 +2,10 @@
 
 TextChunk / Say -> SpeechChunk* (per segment, `end` on the last piece) ; ReplyDone passes in order
 Interrupt       -> drops queued text, cancels the synthesis in flight
+
+Text of one reply that queued up while the previous segment was being synthesised goes out as one
+segment (one request): it would have waited anyway, and one request costs the provider's
+concurrency limit, the network and the server less than several, and is read with one intonation.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from calls.pipeline.processor import Processor
 from calls.providers.tts.base import TTSOptions, TTSProvider
 
 log = logging.getLogger(__name__)
+# Queued text joined into one request up to this length (ElevenLabs streams any length at the
+# same first-byte latency; a cap keeps one segment's heard-text estimate coarse at worst).
+MAX_JOINED_CHARS = 400
 
 
 class AudioCache:
@@ -118,12 +125,40 @@ class TTSProcessor(Processor):
         self._worker = self.spawn(self._work(), "tts-worker")
 
     async def _work(self) -> None:
+        held: Frame | None = None  # taken off the queue while joining text, handled next
         while True:
-            frame = await self._queue.get()
+            frame, held = (held, None) if held is not None else (await self._queue.get(), None)
             if isinstance(frame, TextChunk):
+                frame, held = self._join_queued(frame)
                 await self._synthesize(frame)
             else:
                 await self.push(frame)
+
+    def _join_queued(self, chunk: TextChunk) -> tuple[TextChunk, Frame | None]:
+        """`chunk` plus the text of the same reply queued right behind it, as one chunk, and the
+        first queued frame that does not join (another reply's, a ReplyDone, a cached line)."""
+        texts, size = [chunk.text], len(chunk.text)
+        held: Frame | None = None
+        if not self._cached(chunk.text):
+            while not self._queue.empty():
+                frame = self._queue.get_nowait()
+                if (
+                    not isinstance(frame, TextChunk)
+                    or frame.reply_id != chunk.reply_id
+                    or size + 1 + len(frame.text) > MAX_JOINED_CHARS
+                    or self._cached(frame.text)
+                ):
+                    held = frame
+                    break
+                texts.append(frame.text)
+                size += 1 + len(frame.text)
+        if len(texts) == 1:
+            return chunk, held
+        return TextChunk(chunk.reply_id, " ".join(texts)), held
+
+    def _cached(self, text: str) -> bool:
+        provider, options = self.providers[0]
+        return audio_cache.get(cache_key(provider, options, text)) is not None
 
     async def _synthesize(self, chunk: TextChunk) -> None:
         segment = next(self._segments)

@@ -102,7 +102,9 @@ class ElevenLabsTTS(TTSProvider):
                 text=text,
                 model_id=options.model or self.model_id,
                 output_format="ulaw_8000",
-                request_options={"max_retries": 0},
+                # Audio as it arrives: the SDK's default re-cuts the stream into 1 kB pieces,
+                # holding the first 128 ms of audio until all of it is in, and adding pieces.
+                request_options={"max_retries": 0, "chunk_size": None},
                 **kw,
             )
             async for chunk in stream:

@@ -101,7 +101,9 @@ async def test_segments_come_out_in_order_as_streamed_pieces():
     primary = FakeTTS(0x11)
     primary.slow["It is hybrid."] = 0.05  # the slow first line still goes first
     async with Harness(primary) as h:
-        await h.send(TextChunk(7, "It is hybrid."), TextChunk(7, "Two days."), ReplyDone(7))
+        await h.send(TextChunk(7, "It is hybrid."))
+        await h.until(lambda: primary.calls)  # its synthesis started: the next is a segment
+        await h.send(TextChunk(7, "Two days."), ReplyDone(7))
         await h.until(lambda: h.of(ReplyDone))
     chunks = h.of(SpeechChunk)
     first, second = chunks[0].segment, chunks[-1].segment
@@ -148,7 +150,9 @@ async def test_other_frames_are_not_held_behind_the_text():
 async def test_a_failing_primary_falls_back_to_the_second_tts_and_is_recorded():
     primary, backup = FakeTTS(0x11, fail_times=1), FakeTTS(0x22)
     async with Harness(primary, backup) as h:
-        await h.send(TextChunk(3, "Hello there."), TextChunk(3, "Bye."), ReplyDone(3))
+        await h.send(TextChunk(3, "Hello there."))
+        await h.until(lambda: backup.calls)
+        await h.send(TextChunk(3, "Bye."), ReplyDone(3))
         await h.until(lambda: h.of(ReplyDone))
     [error] = h.of(EventRecord)
     assert error.type == "error"
@@ -204,8 +208,9 @@ async def test_interrupt_drops_queued_text_and_cancels_the_synthesis_in_flight()
     primary = FakeTTS(0x11)
     primary.gate = asyncio.Event()
     async with Harness(primary) as h:
-        await h.send(TextChunk(5, "First line."), TextChunk(5, "Second line."), ReplyDone(5))
+        await h.send(TextChunk(5, "First line."))
         await h.until(lambda: h.of(SpeechChunk))
+        await h.send(TextChunk(5, "Second line."), ReplyDone(5))
         await h.send(Interrupt())
         assert h.out[-1] == Interrupt()
         primary.gate.set()
@@ -220,12 +225,43 @@ async def test_interrupt_drops_queued_text_and_cancels_the_synthesis_in_flight()
     assert primary.calls == ["First line.", "After."]
 
 
-async def test_say_is_spoken_sentence_by_sentence_and_goes_into_history():
+async def test_text_queued_behind_a_synthesis_goes_out_in_one_request():
     primary = FakeTTS(0x11)
+    primary.gate = asyncio.Event()
+    async with Harness(primary) as h:
+        await h.send(TextChunk(2, "Sure."))
+        await h.until(lambda: h.of(SpeechChunk))
+        await h.send(TextChunk(2, "It is hybrid."), TextChunk(2, "Two days a week."))
+        await h.send(ReplyDone(2), TextChunk(3, "Next reply."))
+        primary.gate.set()
+        await h.until(lambda: len(primary.calls) == 3)
+        await h.until(lambda: h.of(SpeechChunk)[-1].end)
+    assert primary.calls == ["Sure.", "It is hybrid. Two days a week.", "Next reply."]
+    segments = [(c.segment, c.text) for c in h.of(SpeechChunk) if c.end]
+    assert [t for _, t in segments] == primary.calls  # one segment per request, in order
+    assert h.out.index(ReplyDone(2)) < h.out.index(
+        next(c for c in h.of(SpeechChunk) if c.reply_id == 3)
+    )
+
+
+async def test_cached_lines_and_text_past_the_cap_are_not_joined(fresh_cache):
+    primary = FakeTTS(0x11)
+    fresh_cache.put(cache_key(primary, PRIMARY, "Hi Ann."), b"\x01" * 320)
+    long = "word " * (tts_module.MAX_JOINED_CHARS // 5)
+    async with Harness(primary) as h:
+        await h.send(TextChunk(4, "Hi Ann."), TextChunk(4, "Ready?"), TextChunk(4, long.strip()))
+        await h.send(ReplyDone(4))
+        await h.until(lambda: h.of(ReplyDone))
+    assert primary.calls == ["Ready?", long.strip()]  # the cached line played from the cache
+
+
+async def test_say_is_split_into_cacheable_sentences_and_goes_into_history(fresh_cache):
+    primary = FakeTTS(0x11)
+    fresh_cache.put(cache_key(primary, PRIMARY, "Hi Ann, this is Myra."), b"\x01" * 320)
     async with Harness(primary) as h:
         await h.send(Say("Hi Ann, this is Myra. Do you have a minute?", end_call=True))
         await h.until(lambda: h.of(ReplyDone))
-    assert primary.calls == ["Hi Ann, this is Myra.", "Do you have a minute?"]
+    assert primary.calls == ["Do you have a minute?"]  # the greeting's first sentence was cached
     [done] = h.of(ReplyDone)
     assert done.end_call is True
     assert {c.reply_id for c in h.of(SpeechChunk)} == {done.reply_id}

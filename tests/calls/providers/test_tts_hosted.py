@@ -98,6 +98,16 @@ async def test_first_byte_latency_is_observable(hosted):
     assert 0.29 <= waited < 3.0
 
 
+async def test_audio_is_handed_on_as_it_arrives(hosted):
+    """Paced at real time in 40 ms (320-byte) pieces: the first comes alone, not held back
+    until a larger block has arrived."""
+    hosted.emu.first_byte_ms, hosted.emu.realtime_factor = 0, 1.0
+    stream = hosted.provider().synthesize(TEXT, TTSOptions())
+    first = await anext(stream)
+    await stream.aclose()
+    assert len(first) == 320
+
+
 @pytest.mark.parametrize("faults", [Faults(status=500), Faults(status=429)])
 async def test_http_error_raises_tts_error(hosted, faults):
     hosted.set_faults(faults)

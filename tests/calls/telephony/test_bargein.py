@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -44,7 +45,10 @@ async def test_talking_over_the_agent_clears_its_audio_and_keeps_only_what_was_h
     hosted_fakes.openai.script(LONG, "It pays well.")
     phone = await dial()
     reply_start = await answered(phone)
-    await phone.until(lambda: len(phone.echoed) >= 2)  # "Great to hear." has been heard
+    # One segment (the reply's text was all there when its synthesis began): the caller talks
+    # once ~0.6 s of it has played, "Great to hear." and a little more.
+    await phone.until(lambda: phone.media_between(reply_start))
+    await asyncio.sleep(0.6)
     await phone.talk(speech_like(800, seed=3), realtime=True)  # interim "Wait," after 300 ms
     await phone.talk(silence(600))
     await until_db(lambda: Turn.objects.filter(call=call).count() >= 5)
@@ -80,8 +84,9 @@ async def test_a_backchannel_over_the_agent_leaves_the_reply_alone(call, hosted_
     hosted_fakes.deepgram.script(["Yes, I am still interested.", "Uh-huh."])
     hosted_fakes.openai.script(reply)
     phone = await dial()
-    await answered(phone)
-    await phone.until(lambda: len(phone.echoed) >= 2)
+    reply_start = await answered(phone)
+    await phone.until(lambda: phone.media_between(reply_start))
+    await asyncio.sleep(0.6)  # "Great to hear." has played; the rest of the reply is playing
     await phone.talk(speech_like(500, seed=4), realtime=True)  # interim "Uh-huh." at 300 ms
     await phone.talk(silence(500))
     await until_db(lambda: Turn.objects.filter(call=call).count() >= 3)
