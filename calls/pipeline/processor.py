@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from typing import Any
 
 from calls.pipeline.frames import Frame
@@ -16,6 +16,19 @@ from calls.pipeline.stacks import await_chain
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
+
+
+class _Done:
+    """An awaitable that is already complete (a push at the end of the chain)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
+
+
+_DONE = _Done()
 
 
 class Processor:
@@ -28,9 +41,11 @@ class Processor:
     async def process(self, frame: Frame) -> None:
         await self.push(frame)
 
-    async def push(self, frame: Frame) -> None:
-        if self._next is not None:
-            await self._next.process(frame)
+    def push(self, frame: Frame) -> Awaitable[None]:
+        """`await self.push(frame)`: the next processor's `process` itself, not a coroutine
+        around it (every 20 ms frame crosses several processors)."""
+        nxt = self._next
+        return nxt.process(frame) if nxt is not None else _DONE
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task:
         """Run `coro` in a task owned by this processor; errors are logged, never lost."""

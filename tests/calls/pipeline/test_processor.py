@@ -1,4 +1,4 @@
-"""Processor task ownership: stopping cancels owned tasks and never waits forever on one."""
+"""Processor: frames pushed down the chain; stopping cancels owned tasks and never waits forever."""
 
 from __future__ import annotations
 
@@ -41,3 +41,15 @@ async def test_a_task_ignoring_cancellation_is_logged_and_left_behind(monkeypatc
     release.set()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_push_hands_the_frame_to_the_next_processor_and_ends_quietly_at_the_end():
+    from calls.pipeline.processor import Pipeline, Sink
+
+    seen: list[object] = []
+    first, last = Processor(), Processor()
+    Pipeline([first, last, Sink(seen.append)])
+    await first.push("frame")  # first -> last.process -> its push -> the sink
+    assert seen == ["frame"]
+    alone = Processor()
+    assert await alone.push("nowhere") is None  # the end of a chain: nothing to await on
