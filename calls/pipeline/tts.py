@@ -127,7 +127,10 @@ class TTSProcessor(Processor):
     async def _work(self) -> None:
         held: Frame | None = None  # taken off the queue while joining text, handled next
         while True:
-            frame, held = (held, None) if held is not None else (await self._queue.get(), None)
+            if held is None:
+                frame = await self._queue.get()
+            else:
+                frame, held = held, None
             if isinstance(frame, TextChunk):
                 frame, held = self._join_queued(frame)
                 await self._synthesize(frame)

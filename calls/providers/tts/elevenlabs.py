@@ -102,8 +102,8 @@ class ElevenLabsTTS(TTSProvider):
                 text=text,
                 model_id=options.model or self.model_id,
                 output_format="ulaw_8000",
-                # Audio as it arrives: the SDK's default re-cuts the stream into 1 kB pieces,
-                # holding the first 128 ms of audio until all of it is in, and adding pieces.
+                # Audio as the network delivers it: the SDK's default re-cuts the stream into
+                # 1 kB pieces, which holds back the first 128 ms of audio until all of it is in.
                 request_options={"max_retries": 0, "chunk_size": None},
                 **kw,
             )
