@@ -85,12 +85,19 @@ def scenario_yaml(exchanges: int, name: str = "load") -> str:
 
 
 # --- process figures from /proc --------------------------------------------------------------
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, task: int | None = None) -> float:
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return math.nan
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loop_thread_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the process's main thread: the event loop's (the rest are worker threads:
+    the database writer, executors)."""
+    return cpu_seconds(pid, task=pid)
 
 
 def rss_mb(pid: int) -> float:
@@ -242,11 +249,13 @@ class Level:
             await asyncio.sleep(a.settle)
             procs = {name: self.stack.pid(name) for name in self.stack.procs}
             cpu0 = {name: cpu_seconds(p) for name, p in procs.items()}
+            loop0 = loop_thread_cpu_seconds(pid)
             sys0, w0 = cpu_times(), time.monotonic()
             with profiler(a.py_spy, self.n, pid, log):
                 await asyncio.sleep(a.seconds)
             w1 = time.monotonic()
             cpu1 = {name: cpu_seconds(p) for name, p in procs.items()}
+            loop1 = loop_thread_cpu_seconds(pid)
             sys1, rss1 = cpu_times(), rss_mb(pid)
             carrier_rss = rss_mb(procs["carrier"])
             during = await self.probe()
@@ -281,6 +290,7 @@ class Level:
                     "ramp_loop_lag_ms": ramp_figures["loop_lag_ms"],
                     "all_up_after_s": round(up_s, 2)},
             resources={"server_cpu_percent": cpu["server"], "cpu_percent": cpu,
+                       "server_loop_thread_cpu_percent": round(100 * (loop1 - loop0) / wall, 1),
                        "cpu_busy_percent": busy, "server_rss_mb": [round(rss0, 1), round(rss1, 1)],
                        "carrier_rss_mb": round(carrier_rss, 1),
                        "load_avg": [round(x, 2) for x in os.getloadavg()]},
@@ -531,7 +541,8 @@ def details(rows: list[dict]) -> str:
         lag, f, res, t = r["inbound_lag_ms"], r["frames"], r["resources"], r["turns"]
         out.append(
             f"{r['server']} N={r['calls']}: lag p90 {lag.get('p90')} p99.9 {lag.get('p999')} max {lag.get('max')}"
-            f" ms over {lag.get('n')} frames; server {res['server_cpu_percent']} % CPU, "
+            f" ms over {lag.get('n')} frames; server {res['server_cpu_percent']} % CPU "
+            f"(event loop thread {res.get('server_loop_thread_cpu_percent')} %), "
             f"RSS {res['server_rss_mb'][0]} -> {res['server_rss_mb'][1]} MB; CPU busy "
             f"{res['cpu_busy_percent']}; carrier {res['cpu_percent'].get('carrier')} % "
             f"(late ticks {f['carrier_late_ticks']}, max {f['carrier_max_lag_ms']} ms); "

@@ -51,6 +51,8 @@ def test_two_calls_run_through_the_whole_path(tmp_path, server):
     assert level["inbound_lag_ms"]["n"] > 0 and level["loop_lag_ms"]["n"] > 0
     assert set(level["gc_pause_ms"]) == {"gen0", "gen1", "gen2"}  # each may not have run
     assert "GC pauses" in run.stdout
+    res = level["resources"]
+    assert 0 <= res["server_loop_thread_cpu_percent"] <= res["server_cpu_percent"] + 1  # ticks
     for call in level["per_call"]:
         assert call["status"] == "completed"
         assert call["caller_turns"] == 1 and call["agent_turns"] == 2  # greeting + one reply
