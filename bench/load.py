@@ -86,18 +86,14 @@ def scenario_yaml(exchanges: int, name: str = "load") -> str:
 
 # --- process figures from /proc --------------------------------------------------------------
 def cpu_seconds(pid: int, task: int | None = None) -> float:
+    """CPU seconds of a process, or of one of its threads (`task`: the thread's native id; the
+    main thread's is the pid, and in the server that is the event loop's)."""
     path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
     try:
         fields = Path(path).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return math.nan
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def loop_thread_cpu_seconds(pid: int) -> float:
-    """CPU seconds of the process's main thread: the event loop's (the rest are worker threads:
-    the database writer, executors)."""
-    return cpu_seconds(pid, task=pid)
 
 
 def rss_mb(pid: int) -> float:
@@ -249,13 +245,13 @@ class Level:
             await asyncio.sleep(a.settle)
             procs = {name: self.stack.pid(name) for name in self.stack.procs}
             cpu0 = {name: cpu_seconds(p) for name, p in procs.items()}
-            loop0 = loop_thread_cpu_seconds(pid)
+            loop0 = cpu_seconds(pid, task=pid)
             sys0, w0 = cpu_times(), time.monotonic()
             with profiler(a.py_spy, self.n, pid, log):
                 await asyncio.sleep(a.seconds)
             w1 = time.monotonic()
             cpu1 = {name: cpu_seconds(p) for name, p in procs.items()}
-            loop1 = loop_thread_cpu_seconds(pid)
+            loop1 = cpu_seconds(pid, task=pid)
             sys1, rss1 = cpu_times(), rss_mb(pid)
             carrier_rss = rss_mb(procs["carrier"])
             during = await self.probe()
@@ -542,13 +538,13 @@ def details(rows: list[dict]) -> str:
         out.append(
             f"{r['server']} N={r['calls']}: lag p90 {lag.get('p90')} p99.9 {lag.get('p999')} max {lag.get('max')}"
             f" ms over {lag.get('n')} frames; server {res['server_cpu_percent']} % CPU "
-            f"(event loop thread {res.get('server_loop_thread_cpu_percent')} %), "
+            f"(event loop thread {res['server_loop_thread_cpu_percent']} %), "
             f"RSS {res['server_rss_mb'][0]} -> {res['server_rss_mb'][1]} MB; CPU busy "
             f"{res['cpu_busy_percent']}; carrier {res['cpu_percent'].get('carrier')} % "
             f"(late ticks {f['carrier_late_ticks']}, max {f['carrier_max_lag_ms']} ms); "
             f"{t['caller_lines_spoken']} caller lines, {t['reply_timeouts']} reply timeouts, "
             f"{t['extra']} extra turns; create p50 {r['api_create_ms']['p50']} ms; "
-            f"GC pauses {gc_pauses(r.get('gc_pause_ms', {}))}; "
+            f"GC pauses {gc_pauses(r['gc_pause_ms'])}; "
             f"CPU 0 reference workload {res.get('cpu0_reference_ms')} ms (lower: faster machine)"
         )
         for f in r["failures"][:5]:

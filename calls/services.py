@@ -195,7 +195,7 @@ def turn_append(
     latency: Mapping[str, object] | None = None,
 ) -> Turn:
     """Store one finished turn with the next sequence number, then publish it."""
-    # One query (each turn of every live call comes here): the call row locked against a
+    # One SELECT (every turn of every live call comes here): the call row locked against a
     # concurrent append, its uuid to publish to, and the last seq; no Call instance is built.
     last_seq = Turn.objects.filter(call=OuterRef("pk")).order_by("-seq").values("seq")[:1]
     call_uuid, last = (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from calls.pipeline.frames import Frame
@@ -18,17 +18,8 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 5.0
 
 
-class _Done:
-    """An awaitable that is already complete (a push at the end of the chain)."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield
-
-
-_DONE = _Done()
+async def _nowhere() -> None:
+    """A push past the end of the chain (only a chain without a Sink has one)."""
 
 
 class Processor:
@@ -45,7 +36,7 @@ class Processor:
         """`await self.push(frame)`: the next processor's `process` itself, not a coroutine
         around it (every 20 ms frame crosses several processors)."""
         nxt = self._next
-        return nxt.process(frame) if nxt is not None else _DONE
+        return nxt.process(frame) if nxt is not None else _nowhere()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task:
         """Run `coro` in a task owned by this processor; errors are logged, never lost."""

@@ -87,9 +87,8 @@ def _media(data: dict, sid: str) -> Media:
     if not isinstance(payload, str):
         raise ProtocolError("'media.payload' must be a base64 string")
     try:
-        audio = binascii.a2b_base64(
-            payload, strict_mode=True
-        )  # b64decode(validate=True), unwrapped
+        # What b64decode(validate=True) does, without its wrapper's extra calls per frame.
+        audio = binascii.a2b_base64(payload, strict_mode=True)
     except (binascii.Error, ValueError):
         raise ProtocolError("'media.payload' is not valid base64") from None
     if len(audio) > MAX_MEDIA_BYTES:

@@ -411,9 +411,8 @@ class DeepgramSTTSession(STTSession):
                 self._pending_bytes -= len(data)
                 if offset < self._skip_below:
                     continue
-                await conn.send_media(
-                    self._join_queued(data)
-                )  # on failure the replay ring still has it
+                # On failure the replay ring still has it.
+                await conn.send_media(self._join_queued(data))
             else:
                 try:
                     if item == _CLOSE:

@@ -52,4 +52,4 @@ async def test_push_hands_the_frame_to_the_next_processor_and_ends_quietly_at_th
     await first.push("frame")  # first -> last.process -> its push -> the sink
     assert seen == ["frame"]
     alone = Processor()
-    assert await alone.push("nowhere") is None  # the end of a chain: nothing to await on
+    assert await alone.push("nowhere") is None  # past the end of a chain: nothing happens

@@ -1,0 +1,46 @@
+"""What the load bench reads besides the calls: GC pauses (bench/probe.py) and per-thread CPU."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+
+from bench.load import cpu_seconds
+from bench.probe import Probe
+
+
+def test_each_collection_is_timed_and_counted_in_its_window():
+    probe = Probe()
+    gc.callbacks.append(probe.on_gc)
+    try:
+        since = time.monotonic()
+        gc.collect(0)
+        gc.collect(2)
+        until = time.monotonic()
+        gc.collect(2)  # after the window: not counted in it
+    finally:
+        gc.callbacks.remove(probe.on_gc)
+    pauses = probe.figures(since, until)["gc_pause_ms"]
+    assert pauses["gen0"]["n"] >= 1 and pauses["gen2"]["n"] == 1
+    assert 0 < pauses["gen2"]["max"] < (until - since) * 1000
+
+
+def _spin(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_the_cpu_of_one_thread_is_told_apart_from_the_process():
+    pid, main = os.getpid(), threading.get_native_id()
+    main0, all0 = cpu_seconds(pid, task=main), cpu_seconds(pid)
+    worker = threading.Thread(target=_spin, args=(0.3,))
+    worker.start()
+    worker.join()  # the main thread waits: its CPU barely moves
+    main1, all1 = cpu_seconds(pid, task=main), cpu_seconds(pid)
+    _spin(0.3)
+    main2 = cpu_seconds(pid, task=main)
+    assert all1 - all0 >= 0.25 and main1 - main0 < 0.1
+    assert main2 - main1 >= 0.25
