@@ -6,7 +6,8 @@ every process of the machine, and the clock the carrier's pacer uses through `lo
 - inbound: for each `media` frame, its `timestamp` (the carrier sends frame n at its stream's
   t0 + n * 20 ms and stamps it n * 20) and the moment the consumer's `receive` returned for it.
   offset = done - timestamp is constant when nothing queues; the frame's lag is its offset minus
-  the stream's smallest offset (its fastest frame: ~0.2 ms of loopback transit, not counted).
+  the stream's smallest offset (its fastest frame: ~0.2 ms of loopback transit, not counted),
+  minus how late the carrier handed it to its socket (the carrier lists those frames).
 - outbound: the carrier's playback buffer, modelled from the moment each agent frame is handed to
   the socket (each frame adds 20 ms; the buffer drains in real time). A frame handed over after
   the buffer ran dry, less than `REPLY_GAP_S` after the previous one, came late mid-reply: the
@@ -17,7 +18,9 @@ every process of the machine, and the clock the carrier's pacer uses through `lo
 
 `GET /__bench__/probe` answers with stream counts (cheap: polled while calls ramp up);
 `GET /__bench__/probe?since=T&until=T` with the figures of that window (monotonic seconds), plus
-per-stream frame counts over the whole run (to join with the carrier's). bench/load.py asks for
+per-stream frame counts over the whole run (to join with the carrier's); POSTed with the carrier's
+list of frames it sent late, the inbound lag leaves out what the carrier added (the lateness of a
+load generator sharing a core with the emulators is not the server's). bench/load.py asks for
 the figures once every call has ended, so computing them (~0.5 s at 200 calls) stalls no call.
 The cost: ~1-2 us and 8 bytes per inbound frame (reported as `probe_bytes`, subtracted from the
 memory figure by bench/load.py), 100 timer wake-ups a second.
@@ -89,6 +92,7 @@ class Probe:
         self.gc_t = array("d")  # when each collection ended
         self.gc_gen = array("b")
         self.gc_ms = array("f")
+        self.gc_collected = array("I")  # unreachable objects each collection freed
         self._gc_start = 0.0
 
     def on_gc(self, phase: str, info: dict) -> None:
@@ -99,6 +103,7 @@ class Probe:
         self.gc_t.append(now)
         self.gc_gen.append(info["generation"])
         self.gc_ms.append((now - self._gc_start) * 1000)
+        self.gc_collected.append(info["collected"])
 
     # --- recording ----------------------------------------------------------------------------
     def ensure_loop_probe(self) -> None:
@@ -135,18 +140,31 @@ class Probe:
             "finalised": sorted(self.finalised),
         }
 
-    def figures(self, since: float, until: float) -> dict:
+    def figures(
+        self, since: float, until: float, sent_late: dict[str, dict[int, float]] | None = None
+    ) -> dict:
+        """The window's figures. `sent_late` is the carrier's word, per stream, on the frames
+        it handed to its socket late (timestamp -> ms after their deadline): that part of their
+        lag is the carrier's, not the server's (`inbound_lag_ms` leaves it out;
+        `inbound_lag_from_schedule_ms` keeps it)."""
         lags: list[float] = []
+        scheduled: list[float] = []
         by_second: dict[int, list[float]] = {}
         per_stream: dict[str, dict] = {}
-        late, late_ms, out_frames_total = 0, [], 0
+        late, late_ms, out_frames_total, sent_late_n = 0, [], 0, 0
+        sent_late = sent_late or {}
         for rec in self.streams.values():
             base = min(rec.off) if rec.ts else 0.0
             t0 = rec.t0
+            carrier_late = sent_late.get(rec.sid, {})
             for ts, off in zip(rec.ts, rec.off, strict=True):
                 done = t0 + ts / 1000 + off
                 if since <= done <= until:
-                    lag = (off - base) * 1000
+                    from_schedule = (off - base) * 1000
+                    scheduled.append(from_schedule)
+                    sent_late_ms = carrier_late.get(ts, 0.0)
+                    sent_late_n += sent_late_ms > 0
+                    lag = max(0.0, from_schedule - sent_late_ms)
                     lags.append(lag)
                     by_second.setdefault(int(done - since), []).append(lag)
             for t, gap in zip(rec.out_times, rec.late_ms, strict=True):
@@ -161,14 +179,19 @@ class Probe:
         loop = [lag * 1000 for t, lag in zip(self.loop_t, self.loop_lag, strict=True)
                 if since <= t <= until]  # fmt: skip
         pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        for t, gen, ms in zip(self.gc_t, self.gc_gen, self.gc_ms, strict=True):
+        freed = {0: 0, 1: 0, 2: 0}
+        gcs = zip(self.gc_t, self.gc_gen, self.gc_ms, self.gc_collected, strict=True)
+        for t, gen, ms, collected in gcs:
             if since <= t <= until:
                 pauses[gen].append(ms)
+                freed[gen] += collected
         return {
             **self.counts(),
             "since": since,
             "until": until,
             "inbound_lag_ms": _dist(lags),
+            "inbound_lag_from_schedule_ms": _dist(scheduled),
+            "inbound_frames_sent_late": sent_late_n,
             "inbound_lag_by_second": [
                 {
                     "s": sec,
@@ -178,12 +201,13 @@ class Probe:
             ],
             "loop_lag_ms": _dist(loop),
             "gc_pause_ms": {f"gen{gen}": _dist(ms) for gen, ms in pauses.items()},
+            "gc_freed_objects": {f"gen{gen}": n for gen, n in freed.items()},
             "outbound_late_frames": late,
             "outbound_late_gap_ms": _dist(late_ms),
             "outbound_frames_total": out_frames_total,
             "probe_bytes": sum(r.nbytes for r in self.streams.values())
             + 12 * len(self.loop_t)
-            + 13 * len(self.gc_t),
+            + 17 * len(self.gc_t),
             "streams": per_stream,
         }
 
@@ -254,12 +278,22 @@ def install() -> None:
 
 
 async def serve(scope, receive, send) -> None:
-    """GET /__bench__/probe[?since=&until=] -> counts, or the window's figures (JSON)."""
-    while (await receive()).get("more_body"):
-        pass
+    """GET /__bench__/probe[?since=&until=] -> counts, or the window's figures (JSON).
+    POST with `?since=&until=` and a JSON body {stream sid: [[timestamp ms, ms late], ...]}:
+    the figures, with the carrier's late sends taken out of the inbound lag."""
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
     query = parse_qs(scope.get("query_string", b"").decode())
     if "since" in query:
-        body = PROBE.figures(float(query["since"][0]), float(query.get("until", ["inf"])[0]))
+        raw = json.loads(b"".join(chunks) or b"{}")
+        sent_late = {sid: {int(ts): float(ms) for ts, ms in pairs} for sid, pairs in raw.items()}
+        body = PROBE.figures(
+            float(query["since"][0]), float(query.get("until", ["inf"])[0]), sent_late
+        )
     else:
         body = PROBE.counts()
     payload = json.dumps(body).encode()

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 FRAME_BYTES = 160
 FRAME_S = 0.020
 SILENCE_FRAME = b"\xff" * FRAME_BYTES
+# A media frame handed to the socket later than this after its deadline is listed in the stats.
+LATE_SEND_MS = 1.0
+MAX_LATE_SENDS = 20_000  # ~7 minutes of every frame late
 # Twilio error codes recorded for what the app does wrong (see twilio.com/docs/api/errors).
 HANDSHAKE_ERROR = 31920
 INVALID_URL = 31922
@@ -134,6 +137,10 @@ class StreamStats:
     dtmf_sent: int = 0
     late_ticks: int = 0  # ticks more than one frame behind their deadline
     max_lag_ms: float = 0.0
+    # [timestamp ms, ms after its deadline] of each media frame handed to the socket more than
+    # LATE_SEND_MS after it was due (the first MAX_LATE_SENDS): a load test takes the carrier's
+    # own lateness out of the lag it measures at the app.
+    late_sends: list[tuple[int, float]] = field(default_factory=list)
     marks: list[str] = field(default_factory=list)  # echoed, in order
 
 
@@ -347,6 +354,9 @@ class MediaStream:
             )
             if not sent:
                 return
+            late_ms = (loop.time() - deadline) * 1000
+            if late_ms > LATE_SEND_MS and len(stats.late_sends) < MAX_LATE_SENDS:
+                stats.late_sends.append((n * 20, round(late_ms, 2)))
             stats.frames_sent += 1
             played, marks = self.playback.play()
             if played is not None:

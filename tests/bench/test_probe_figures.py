@@ -1,4 +1,4 @@
-"""What the load bench reads besides the calls: GC pauses (bench/probe.py) and per-thread CPU."""
+"""What the load bench reads besides the calls: inbound lag, GC pauses (bench/probe.py), per-thread CPU."""
 
 from __future__ import annotations
 
@@ -25,6 +25,23 @@ def test_each_collection_is_timed_and_counted_in_its_window():
     pauses = probe.figures(since, until)["gc_pause_ms"]
     assert pauses["gen0"]["n"] >= 1 and pauses["gen2"]["n"] == 1
     assert 0 < pauses["gen2"]["max"] < (until - since) * 1000
+
+
+def test_the_carriers_own_lateness_is_not_counted_as_the_servers():
+    probe = Probe()
+    rec = probe.record("MZ1")
+    t0 = 1000.0
+    # frame 3 was handed over 50 ms late by the carrier and processed at once; frame 4 was sent
+    # on time and waited 30 ms in the server
+    done = {0: 0.0, 20: 0.0, 40: 0.0, 60: 0.050, 80: 0.030}
+    for ts, late in done.items():
+        rec.media_in(ts, t0 + ts / 1000 + 0.0002 + late)
+    figures = probe.figures(t0, t0 + 1, {"MZ1": {60: 50.0}})
+    assert figures["inbound_lag_from_schedule_ms"]["max"] == 50.0
+    assert figures["inbound_lag_ms"]["max"] == 30.0
+    assert figures["inbound_lag_ms"]["n"] == 5 and figures["inbound_frames_sent_late"] == 1
+    unknown = probe.figures(t0, t0 + 1)  # without the carrier's word, all of it counts
+    assert unknown["inbound_lag_ms"]["max"] == 50.0
 
 
 def _spin(seconds: float) -> None:

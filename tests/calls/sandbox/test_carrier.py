@@ -11,6 +11,7 @@ import base64
 import contextlib
 import json
 import socket
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -413,6 +414,30 @@ async def test_twenty_simultaneous_streams_keep_time(carrier, client, app):
         # A tick is late once more than a frame (20 ms) behind: a pause of the test process
         # (GC, the other tests' threads, a busy host) may cause one; a pacer that drifts, many.
         assert stream.stats.late_ticks <= 2, stream.stats
+
+
+async def test_frames_sent_late_are_listed_with_how_late(carrier, client, app):
+    carrier.plan(TO, scenario([{"wait": 1.0}, "hangup"]))
+    sid = await place(client, app)
+    s = await asyncio.wait_for(app.streams.get(), 5)
+    await s.frames(10)
+    time.sleep(0.1)  # noqa: ASYNC251 - the carrier shares this loop: five frames fall due in the stall
+    [stream] = (await carrier.wait_ended(sid, 10)).streams
+    stalled = [(ts, ms) for ts, ms in stream.stats.late_sends if ms > 10]
+    # They went out together when the loop resumed: consecutive, each 20 ms less late.
+    assert len(stalled) >= 4, stream.stats.late_sends
+    first_ts, first_ms = stalled[0]
+    assert first_ms > 80
+    for i, (ts, ms) in enumerate(stalled[:4]):
+        assert ts == first_ts + 20 * i
+        assert abs(first_ms - ms - 20 * i) < 5
+    late = dict(stream.stats.late_sends)
+    sent_at = {int(m.data["media"]["timestamp"]): m.t for m in s.media}
+    # what the app saw matches: frames listed as late by x arrived x later than the first on time
+    on_time = next(ts for ts in sorted(sent_at) if ts not in late)
+    base = sent_at[on_time] - on_time / 1000
+    for ts, ms in stalled[:4]:
+        assert abs((sent_at[ts] - ts / 1000 - base) * 1000 - ms) < 10
 
 
 def test_start_in_process_aims_the_twilio_client_at_the_carrier(settings):
