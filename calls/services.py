@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import phonenumbers
 from django.core.exceptions import ValidationError
@@ -20,6 +21,11 @@ from calls.models import Call, CallEvent, Direction, EventType, Turn
 from calls.status import TERMINAL, CallStatus, IllegalTransition, can_transition, is_stale
 
 log = logging.getLogger(__name__)
+# The live writes (turns, events, outcomes) run many to a transaction in calls.live.persister.
+# They open no savepoint of their own there (two statements more a write, each a GIL round trip
+# in the writer thread): one that fails rolls the batch back, and the persister writes the batch
+# again one write at a time, each then in a transaction of its own.
+atomic_write = transaction.atomic(savepoint=False)
 
 
 def normalize_number(value: str, *, field: str = "to") -> str:
@@ -94,7 +100,7 @@ def _event(call: Call, type_: str, payload: Mapping[str, object]) -> CallEvent:
     return event
 
 
-@transaction.atomic
+@atomic_write
 def event_record(*, call_id: int, type: str, payload: Mapping[str, object]) -> CallEvent:
     call = Call.objects.get(pk=call_id)
     return _event(call, type, payload)
@@ -163,7 +169,7 @@ def call_end(*, call_id: int, reason: str, failed: bool = False) -> Call:
     return call
 
 
-@transaction.atomic
+@atomic_write
 def call_update_outcome(*, call_id: int, **fields: object) -> None:
     """Set result fields (stage, summary, extracted data, recording name, twilio sid...)."""
     allowed = {
@@ -182,7 +188,7 @@ def call_update_outcome(*, call_id: int, **fields: object) -> None:
         _event(Call.objects.get(pk=call_id), EventType.STAGE, {"stage": fields["current_stage"]})
 
 
-@transaction.atomic
+@atomic_write
 def turn_append(
     *,
     call_id: int,
@@ -195,28 +201,55 @@ def turn_append(
     latency: Mapping[str, object] | None = None,
 ) -> Turn:
     """Store one finished turn with the next sequence number, then publish it."""
-    # One SELECT (every turn of every live call comes here): the call row locked against a
-    # concurrent append, its uuid to publish to, and the last seq; no Call instance is built.
-    last_seq = Turn.objects.filter(call=OuterRef("pk")).order_by("-seq").values("seq")[:1]
-    call_uuid, last = (
-        Call.objects.select_for_update()
-        .filter(pk=call_id)
-        .values_list("uuid", Subquery(last_seq))
-        .get()
-    )
-    turn = Turn.objects.create(
-        call_id=call_id,
-        seq=(last or 0) + 1,
-        speaker=speaker,
-        text=text,
-        heard_text=heard_text,
-        interrupted=interrupted,
-        started_at=started_at,
-        ended_at=ended_at or timezone.now(),
-        latency=dict(latency or {}),
-    )
-    transaction.on_commit(lambda: events.publish_turn(call_uuid, turn))
+    [turn] = turns_append(
+        [
+            {
+                "call_id": call_id, "speaker": speaker, "text": text, "heard_text": heard_text,
+                "interrupted": interrupted, "started_at": started_at, "ended_at": ended_at,
+                "latency": latency,
+            }
+        ]
+    )  # fmt: skip
     return turn
+
+
+@atomic_write
+def turns_append(turns: Sequence[Mapping[str, Any]]) -> list[Turn]:
+    """`turn_append` for several turns (of one call or many), in their order: two statements in
+    all. The live calls' writer stores the turns that finished together this way."""
+    # The calls' rows locked against a concurrent append, their uuids to publish to, their last
+    # seqs; no Call instance is built.
+    last_seq = Turn.objects.filter(call=OuterRef("pk")).order_by("-seq").values("seq")[:1]
+    calls = {
+        pk: [call_uuid, last or 0]
+        for pk, call_uuid, last in Call.objects.select_for_update()
+        .filter(pk__in={t["call_id"] for t in turns})
+        .values_list("pk", "uuid", Subquery(last_seq))
+    }
+    rows = []
+    for t in turns:
+        call = calls.get(t["call_id"])
+        if call is None:
+            raise Call.DoesNotExist(f"no call {t['call_id']} to append a turn to")
+        call[1] += 1
+        rows.append(
+            Turn(
+                call_id=t["call_id"], seq=call[1], speaker=t["speaker"], text=t["text"],
+                heard_text=t.get("heard_text", ""), interrupted=t.get("interrupted", False),
+                started_at=t.get("started_at"), ended_at=t.get("ended_at") or timezone.now(),
+                latency=dict(t.get("latency") or {}),
+            )
+        )  # fmt: skip
+    Turn.objects.bulk_create(rows)
+    uuids = [calls[turn.call_id][0] for turn in rows]
+    transaction.on_commit(
+        lambda: [events.publish_turn(u, turn) for u, turn in zip(uuids, rows, strict=True)]
+    )
+    return rows
+
+
+# The live calls' writer (calls.live.persister) stores a run of turns with one call of this.
+turn_append.many = turns_append  # type: ignore[attr-defined]
 
 
 @transaction.atomic

@@ -2,6 +2,8 @@
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from calls import services
 from calls.models import Call, CallEvent, Turn
@@ -78,6 +80,36 @@ def test_turns_get_consecutive_sequence_numbers(call):
     turns = list(Turn.objects.filter(call=call))
     assert [t.seq for t in turns] == [1, 2, 3]
     assert turns[2].interrupted and turns[2].heard_text == "Long"
+
+
+@pytest.mark.django_db
+def test_turns_of_several_calls_are_appended_in_order_in_two_statements(call, myra):
+    other = services.call_create(persona=myra, to="+14155550101", require_variables=False)
+    services.turn_append(call_id=call.pk, speaker="agent", text="Hello")
+    turns = [
+        {"call_id": call.pk, "speaker": "caller", "text": "Hi"},
+        {"call_id": other.pk, "speaker": "agent", "text": "Good morning"},
+        {"call_id": call.pk, "speaker": "agent", "text": "How can I help?", "latency": {"ttfa": 1}},
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        stored = services.turns_append(turns)
+    assert len(queries) == 2  # the calls' rows with their last seqs, then one INSERT
+    assert [(t.call_id, t.seq) for t in stored] == [(call.pk, 2), (other.pk, 1), (call.pk, 3)]
+    rows = Turn.objects.filter(call=call).values_list("seq", "text", "latency")
+    assert list(rows) == [(1, "Hello", {}), (2, "Hi", {}), (3, "How can I help?", {"ttfa": 1})]
+    assert services.turn_append.many is services.turns_append
+
+
+@pytest.mark.django_db
+def test_appending_to_a_call_that_does_not_exist_stores_nothing(call):
+    with pytest.raises(Call.DoesNotExist), transaction.atomic():
+        services.turns_append(
+            [
+                {"call_id": call.pk, "speaker": "agent", "text": "Hello"},
+                {"call_id": call.pk + 1000, "speaker": "agent", "text": "lost"},
+            ]
+        )
+    assert not Turn.objects.exists()
 
 
 @pytest.mark.django_db

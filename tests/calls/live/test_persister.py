@@ -48,6 +48,29 @@ async def test_writes_of_many_calls_are_stored_in_order_in_few_transactions(call
     assert sum(batches) == 100 and len(batches) < 10, batches  # batched, not a commit per write
 
 
+async def test_writes_that_finish_together_are_stored_together(calls, monkeypatch):
+    batches: list[int] = []
+    real = persister._run_batch
+    monkeypatch.setattr(persister, "_run_batch", lambda b: (batches.append(len(b)), real(b))[1])
+    writer = Persister()
+    writer.write(services.turn_append, call_id=calls[0].id, speaker="caller", text="one")
+    await asyncio.sleep(persister.GATHER_S / 2)
+    writer.write(services.turn_append, call_id=calls[1].id, speaker="agent", text="two")
+    await writer.drain()
+    assert batches == [2]
+    assert await asyncio.to_thread(_turns, calls[1]) == [(1, "two")]
+
+
+async def test_a_turn_that_cannot_be_stored_fails_alone(calls, caplog):
+    writer = Persister()
+    writer.write(services.turn_append, call_id=calls[0].id, speaker="agent", text="before")
+    writer.write(services.turn_append, call_id=calls[0].id + 1000, speaker="agent", text="lost")
+    writer.write(services.turn_append, call_id=calls[0].id, speaker="agent", text="after")
+    await writer.drain()
+    assert await asyncio.to_thread(_turns, calls[0]) == [(1, "before"), (2, "after")]
+    assert "write turn_append failed (attempt 2)" in caplog.text
+
+
 async def test_writes_queued_while_the_database_is_busy_keep_their_order(call):
     written = threading.Event()
     release = threading.Event()
