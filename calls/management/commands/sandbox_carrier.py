@@ -10,6 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from callcenter.serving import freeze_startup_heap
 from calls.sandbox.carrier import SandboxCarrier
 from calls.sandbox.scenario import ScenarioError
 
@@ -64,6 +65,8 @@ class Command(BaseCommand):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         async with carrier:
+            # A load generator's own collections would pace its streams late (it holds hundreds).
+            freeze_startup_heap()
             self.stdout.write(f"sandbox carrier listening on {carrier.base_url}")
             self.stdout.write(
                 f"  the server needs TWILIO_API_BASE_URL={carrier.base_url} and the same "
