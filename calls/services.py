@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import phonenumbers
 from django.core.exceptions import ValidationError
@@ -226,25 +227,28 @@ def turns_append(turns: Sequence[Mapping[str, Any]]) -> list[Turn]:
         .filter(pk__in={t["call_id"] for t in turns})
         .values_list("pk", "uuid", Subquery(last_seq))
     }
-    rows = []
+    rows: list[Turn] = []
+    to_publish: list[tuple[UUID, Turn]] = []
     for t in turns:
         call = calls.get(t["call_id"])
         if call is None:
             raise Call.DoesNotExist(f"no call {t['call_id']} to append a turn to")
         call[1] += 1
-        rows.append(
-            Turn(
-                call_id=t["call_id"], seq=call[1], speaker=t["speaker"], text=t["text"],
-                heard_text=t.get("heard_text", ""), interrupted=t.get("interrupted", False),
-                started_at=t.get("started_at"), ended_at=t.get("ended_at") or timezone.now(),
-                latency=dict(t.get("latency") or {}),
-            )
+        turn = Turn(
+            call_id=t["call_id"], seq=call[1], speaker=t["speaker"], text=t["text"],
+            heard_text=t.get("heard_text", ""), interrupted=t.get("interrupted", False),
+            started_at=t.get("started_at"), ended_at=t.get("ended_at") or timezone.now(),
+            latency=dict(t.get("latency") or {}),
         )  # fmt: skip
+        rows.append(turn)
+        to_publish.append((call[0], turn))
     Turn.objects.bulk_create(rows)
-    uuids = [calls[turn.call_id][0] for turn in rows]
-    transaction.on_commit(
-        lambda: [events.publish_turn(u, turn) for u, turn in zip(uuids, rows, strict=True)]
-    )
+
+    def publish() -> None:
+        for call_uuid, turn in to_publish:
+            events.publish_turn(call_uuid, turn)
+
+    transaction.on_commit(publish)
     return rows
 
 

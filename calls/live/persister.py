@@ -22,11 +22,11 @@ log = logging.getLogger(__name__)
 
 # Writes committed in one transaction at most; a batch that fails is retried write by write.
 MAX_BATCH = 64
-# How long the first write of a batch waits for others. Writes that finished together are stored
-# together (a run of turns in two statements: `services.turn_append.many`); each write costs the
-# writer thread ~2 ms of CPU alone under a busy event loop (the ORM, and a GIL round trip per
-# statement), the 20 ms audio path's CPU. A turn still reaches the database and the live views
-# within a fraction of a second of its end.
+# How long the first write of a batch waits for others, so that writes that finished together are
+# stored together (a run of turns in two statements: `services.turn_append.many`). Written alone
+# beside a busy event loop, a turn cost this thread ~2 ms of CPU (the ORM, and a GIL round trip
+# per statement), all of it taken from the loop's audio path. A turn still reaches the database
+# and the live views within a fraction of a second of its end.
 GATHER_S = 0.1
 
 # One thread holds one long-lived database connection for every live call of the process:
