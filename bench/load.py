@@ -281,8 +281,9 @@ class Level:
                         )
 
             await asyncio.gather(*(fetch_details(p) for p in calls))
-            sent_late = {s["stream_sid"]: s["late_sends"] for p in calls
-                         for s in p.report.get("streams", [])}  # fmt: skip
+            streams = [s for p in calls for s in p.report.get("streams", [])]
+            sent_late = {s["stream_sid"]: list(zip(s["late_sent_ts"], s["late_sent_ms"],
+                                                   strict=True)) for s in streams}  # fmt: skip
             figures = await self.window_figures(w0, w1, sent_late)
             ramp_figures = await self.window_figures(t_ramp, w0, sent_late)
         wall = w1 - w0
@@ -308,7 +309,7 @@ class Level:
         n = self.n
         probe_streams = figures["streams"]
         lost_caller = lost_agent = extra = said_total = 0
-        frames_sent = frames_in = dropped = carrier_late = reply_timeouts = 0
+        frames_sent = frames_in = dropped = carrier_late = carrier_unlisted = reply_timeouts = 0
         carrier_lag_max = 0.0
         failed: list[dict] = []
         per_call = []
@@ -342,6 +343,7 @@ class Level:
                 frames_in += got
                 dropped += max(0, sent - got)
                 carrier_late += s.get("late_ticks", 0)
+                carrier_unlisted += s["late_sent_unlisted"]
                 carrier_lag_max = max(carrier_lag_max, s.get("max_lag_ms", 0.0))
             if p.uuid and not p.report.get("streams"):
                 reasons.append("no media stream")
@@ -375,6 +377,8 @@ class Level:
                 "outbound_total": figures["outbound_frames_total"],
                 "carrier_late_ticks": carrier_late,
                 "carrier_late_sends_in_window": figures["inbound_frames_sent_late"],
+                "carrier_late_sends_unlisted": carrier_unlisted,
+                "carrier_streams_matched": figures["sent_late_streams_known"],
                 "carrier_max_lag_ms": round(carrier_lag_max, 1),
             },
             "cpu_percent_per_call": round(resources["server_cpu_percent"] / n, 2) if n else None,

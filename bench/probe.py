@@ -154,17 +154,20 @@ class Probe:
         late, late_ms, out_frames_total, sent_late_n = 0, [], 0, 0
         sent_late = sent_late or {}
         for rec in self.streams.values():
-            base = min(rec.off) if rec.ts else 0.0
             t0 = rec.t0
             carrier_late = sent_late.get(rec.sid, {})
-            for ts, off in zip(rec.ts, rec.off, strict=True):
+            # Offsets net of the carrier's lateness, each stream's zero its fastest frame by
+            # either measure (a zero taken before subtracting could hold some lateness itself).
+            net = [off - carrier_late.get(ts, 0.0) / 1000
+                   for ts, off in zip(rec.ts, rec.off, strict=True)]  # fmt: skip
+            base_scheduled = min(rec.off) if rec.ts else 0.0
+            base = min(net) if net else 0.0
+            for ts, off, net_off in zip(rec.ts, rec.off, net, strict=True):
                 done = t0 + ts / 1000 + off
                 if since <= done <= until:
-                    from_schedule = (off - base) * 1000
-                    scheduled.append(from_schedule)
-                    sent_late_ms = carrier_late.get(ts, 0.0)
-                    sent_late_n += sent_late_ms > 0
-                    lag = max(0.0, from_schedule - sent_late_ms)
+                    scheduled.append((off - base_scheduled) * 1000)
+                    sent_late_n += ts in carrier_late
+                    lag = (net_off - base) * 1000
                     lags.append(lag)
                     by_second.setdefault(int(done - since), []).append(lag)
             for t, gap in zip(rec.out_times, rec.late_ms, strict=True):
@@ -192,6 +195,7 @@ class Probe:
             "inbound_lag_ms": _dist(lags),
             "inbound_lag_from_schedule_ms": _dist(scheduled),
             "inbound_frames_sent_late": sent_late_n,
+            "sent_late_streams_known": sum(1 for sid in sent_late if sid in self.streams),
             "inbound_lag_by_second": [
                 {
                     "s": sec,

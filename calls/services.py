@@ -22,10 +22,12 @@ from calls.models import Call, CallEvent, Direction, EventType, Turn
 from calls.status import TERMINAL, CallStatus, IllegalTransition, can_transition, is_stale
 
 log = logging.getLogger(__name__)
-# The live writes (turns, events, outcomes) run many to a transaction in calls.live.persister.
-# They open no savepoint of their own there (two statements more a write, each a GIL round trip
-# in the writer thread): one that fails rolls the batch back, and the persister writes the batch
-# again one write at a time, each then in a transaction of its own.
+# The live writes (turns, events, outcomes) run many to a transaction in calls.live.persister,
+# and open no savepoint there: a savepoint and its release are two statements more per write, each
+# a GIL round trip for the writer thread. One that fails rolls the batch back, and the persister
+# writes the batch again one write at a time, each in a transaction of its own. The cost: called
+# inside someone else's transaction, a failure (even one raised before any SQL) leaves that whole
+# transaction to roll back; wrap the call in `transaction.atomic()` to contain it.
 atomic_write = transaction.atomic(savepoint=False)
 
 
@@ -189,7 +191,6 @@ def call_update_outcome(*, call_id: int, **fields: object) -> None:
         _event(Call.objects.get(pk=call_id), EventType.STAGE, {"stage": fields["current_stage"]})
 
 
-@atomic_write
 def turn_append(
     *,
     call_id: int,
@@ -202,7 +203,7 @@ def turn_append(
     latency: Mapping[str, object] | None = None,
 ) -> Turn:
     """Store one finished turn with the next sequence number, then publish it."""
-    [turn] = turns_append(
+    [stored] = turns_append(
         [
             {
                 "call_id": call_id, "speaker": speaker, "text": text, "heard_text": heard_text,
@@ -211,42 +212,58 @@ def turn_append(
             }
         ]
     )  # fmt: skip
-    return turn
+    return stored
+
+
+def _new_turn(
+    seq: int,
+    *,
+    call_id: int,
+    speaker: str,
+    text: str,
+    heard_text: str = "",
+    interrupted: bool = False,
+    started_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    latency: Mapping[str, object] | None = None,
+) -> Turn:
+    return Turn(
+        call_id=call_id, seq=seq, speaker=speaker, text=text, heard_text=heard_text,
+        interrupted=interrupted, started_at=started_at, ended_at=ended_at or timezone.now(),
+        latency=dict(latency or {}),
+    )  # fmt: skip
 
 
 @atomic_write
 def turns_append(turns: Sequence[Mapping[str, Any]]) -> list[Turn]:
-    """`turn_append` for several turns (of one call or many), in their order: two statements in
-    all. The live calls' writer stores the turns that finished together this way."""
-    # The calls' rows locked against a concurrent append, their uuids to publish to, their last
-    # seqs; no Call instance is built.
+    """`turn_append` for several turns (of one call or many; each a mapping of its keywords), in
+    their order: two statements in all. The live calls' writer stores the turns that finished
+    together this way. An unknown keyword raises TypeError, as it does for `turn_append`."""
+    # The calls' rows locked (in one order, so two writers never wait on each other) against a
+    # concurrent append, with their uuids to publish to and their last seqs; no Call instance.
     last_seq = Turn.objects.filter(call=OuterRef("pk")).order_by("-seq").values("seq")[:1]
-    calls = {
-        pk: [call_uuid, last or 0]
-        for pk, call_uuid, last in Call.objects.select_for_update()
+    found = (
+        Call.objects.select_for_update()
         .filter(pk__in={t["call_id"] for t in turns})
+        .order_by("pk")
         .values_list("pk", "uuid", Subquery(last_seq))
-    }
+    )
+    uuids: dict[int, UUID] = {}
+    seqs: dict[int, int] = {}
+    for pk, call_uuid, last in found:
+        uuids[pk], seqs[pk] = call_uuid, last or 0
     rows: list[Turn] = []
-    to_publish: list[tuple[UUID, Turn]] = []
     for t in turns:
-        call = calls.get(t["call_id"])
-        if call is None:
-            raise Call.DoesNotExist(f"no call {t['call_id']} to append a turn to")
-        call[1] += 1
-        turn = Turn(
-            call_id=t["call_id"], seq=call[1], speaker=t["speaker"], text=t["text"],
-            heard_text=t.get("heard_text", ""), interrupted=t.get("interrupted", False),
-            started_at=t.get("started_at"), ended_at=t.get("ended_at") or timezone.now(),
-            latency=dict(t.get("latency") or {}),
-        )  # fmt: skip
-        rows.append(turn)
-        to_publish.append((call[0], turn))
+        call_id = t["call_id"]
+        if call_id not in seqs:
+            raise Call.DoesNotExist(f"no call {call_id} to append a turn to")
+        seqs[call_id] += 1
+        rows.append(_new_turn(seqs[call_id], **t))
     Turn.objects.bulk_create(rows)
 
     def publish() -> None:
-        for call_uuid, turn in to_publish:
-            events.publish_turn(call_uuid, turn)
+        for turn in rows:
+            events.publish_turn(uuids[turn.call_id], turn)
 
     transaction.on_commit(publish)
     return rows

@@ -22,11 +22,12 @@ log = logging.getLogger(__name__)
 
 # Writes committed in one transaction at most; a batch that fails is retried write by write.
 MAX_BATCH = 64
-# How long the first write of a batch waits for others, so that writes that finished together are
-# stored together (a run of turns in two statements: `services.turn_append.many`). Written alone
-# beside a busy event loop, a turn cost this thread ~2 ms of CPU (the ORM, and a GIL round trip
-# per statement), all of it taken from the loop's audio path. A turn still reaches the database
-# and the live views within a fraction of a second of its end.
+# How long the oldest queued write waits for others before a batch starts (not at all if it has
+# waited that long behind the previous batch), so that writes that finished together are stored
+# together: a run of turns in two statements (`services.turn_append.many`). Written alone beside
+# a busy event loop, a turn cost this thread ~2 ms of CPU (the ORM, and a GIL round trip per
+# statement), all of it taken from the loop's audio path. A turn still reaches the database and
+# the live views within a fraction of a second of its end.
 GATHER_S = 0.1
 
 # One thread holds one long-lived database connection for every live call of the process:
@@ -40,6 +41,7 @@ class _Write:
     service: Callable[..., Any]
     kwargs: dict
     done: asyncio.Future[None]
+    queued_at: float  # the loop's clock
 
 
 def _run_one(write: _Write, messages: list[tuple[str, dict]]) -> None:
@@ -99,7 +101,7 @@ class _Writer:
 
     def submit(self, service: Callable[..., Any], kwargs: dict) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
-        write = _Write(service, kwargs, loop.create_future())
+        write = _Write(service, kwargs, loop.create_future(), loop.time())
         self._queue.append(write)
         if self._task is None:
             self._task = loop.create_task(self._run(), name="db-writer")
@@ -109,8 +111,9 @@ class _Writer:
         loop = asyncio.get_running_loop()
         try:
             while self._queue:
-                if len(self._queue) < MAX_BATCH:
-                    await asyncio.sleep(GATHER_S)
+                wait = self._queue[0].queued_at + GATHER_S - loop.time()
+                if wait > 0 and len(self._queue) < MAX_BATCH:
+                    await asyncio.sleep(wait)
                 batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
                 try:
                     messages = await loop.run_in_executor(_thread, _run_batch, batch)

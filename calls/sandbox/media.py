@@ -137,10 +137,13 @@ class StreamStats:
     dtmf_sent: int = 0
     late_ticks: int = 0  # ticks more than one frame behind their deadline
     max_lag_ms: float = 0.0
-    # [timestamp ms, ms after its deadline] of each media frame handed to the socket more than
-    # LATE_SEND_MS after it was due (the first MAX_LATE_SENDS): a load test takes the carrier's
-    # own lateness out of the lag it measures at the app.
-    late_sends: list[tuple[int, float]] = field(default_factory=list)
+    # Each media frame handed to the socket more than LATE_SEND_MS after it was due: its timestamp
+    # (ms) and how late (ms), the first MAX_LATE_SENDS of them (plain lists of numbers, which the
+    # garbage collector does not walk); a load test takes the carrier's own lateness out of the
+    # lag it measures at the app.
+    late_sent_ts: list[int] = field(default_factory=list)
+    late_sent_ms: list[float] = field(default_factory=list)
+    late_sent_unlisted: int = 0  # late beyond MAX_LATE_SENDS
     marks: list[str] = field(default_factory=list)  # echoed, in order
 
 
@@ -347,6 +350,8 @@ class MediaStream:
             payload = base64.b64encode(frame).decode("ascii") if frame else silence_b64
             self._seq += 1
             self._chunk += 1
+            # as the frame is handed over: a send held back by the app not reading is the app's
+            late_ms = (loop.time() - deadline) * 1000
             sent = await self._send(
                 f'{{"event":"media","sequenceNumber":"{self._seq}","streamSid":"{sid}",'
                 f'"media":{{"track":"inbound","chunk":"{self._chunk}",'
@@ -354,9 +359,12 @@ class MediaStream:
             )
             if not sent:
                 return
-            late_ms = (loop.time() - deadline) * 1000
-            if late_ms > LATE_SEND_MS and len(stats.late_sends) < MAX_LATE_SENDS:
-                stats.late_sends.append((n * 20, round(late_ms, 2)))
+            if late_ms > LATE_SEND_MS:
+                if len(stats.late_sent_ts) < MAX_LATE_SENDS:
+                    stats.late_sent_ts.append(n * 20)
+                    stats.late_sent_ms.append(round(late_ms, 2))
+                else:
+                    stats.late_sent_unlisted += 1
             stats.frames_sent += 1
             played, marks = self.playback.play()
             if played is not None:

@@ -44,6 +44,19 @@ def test_the_carriers_own_lateness_is_not_counted_as_the_servers():
     assert unknown["inbound_lag_ms"]["max"] == 50.0
 
 
+def test_a_stream_the_carrier_sent_late_throughout_keeps_its_server_lag():
+    probe = Probe()
+    rec = probe.record("MZ2")
+    t0 = 1000.0
+    # every frame went out 5 ms late; frame 2 then waited 30 ms in the server
+    for ts, waited in {0: 0.0, 20: 0.0, 40: 0.030, 60: 0.0}.items():
+        rec.media_in(ts, t0 + ts / 1000 + 0.0002 + 0.005 + waited)
+    figures = probe.figures(t0, t0 + 1, {"MZ2": dict.fromkeys((0, 20, 40, 60), 5.0)})
+    lags = figures["inbound_lag_ms"]
+    assert abs(lags["max"] - 30.0) < 0.01 and lags["p50"] < 0.01
+    assert figures["sent_late_streams_known"] == 1
+
+
 def _spin(seconds: float) -> None:
     end = time.thread_time() + seconds
     while time.thread_time() < end:

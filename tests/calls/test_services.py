@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from calls import services
+from calls import events, services
 from calls.models import Call, CallEvent, Turn
 from calls.status import CallStatus, IllegalTransition
 
@@ -83,17 +83,30 @@ def test_turns_get_consecutive_sequence_numbers(call):
 
 
 @pytest.mark.django_db
-def test_turns_of_several_calls_are_appended_in_order_in_two_statements(call, myra):
+def test_turns_of_several_calls_are_appended_in_order_in_two_statements(
+    call, myra, monkeypatch, django_capture_on_commit_callbacks
+):
     other = services.call_create(persona=myra, to="+14155550101", require_variables=False)
     services.turn_append(call_id=call.pk, speaker="agent", text="Hello")
+    published = []
+    monkeypatch.setattr(
+        events, "publish_turn", lambda uuid, turn: published.append((uuid, turn.seq, turn.text))
+    )
     turns = [
         {"call_id": call.pk, "speaker": "caller", "text": "Hi"},
         {"call_id": other.pk, "speaker": "agent", "text": "Good morning"},
         {"call_id": call.pk, "speaker": "agent", "text": "How can I help?", "latency": {"ttfa": 1}},
     ]
-    with CaptureQueriesContext(connection) as queries:
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         stored = services.turns_append(turns)
     assert len(queries) == 2  # the calls' rows with their last seqs, then one INSERT
+    # published once committed, in order, each to its own call's group
+    assert published == [
+        (call.uuid, 2, "Hi"), (other.uuid, 1, "Good morning"), (call.uuid, 3, "How can I help?")
+    ]  # fmt: skip
     assert [(t.call_id, t.seq) for t in stored] == [(call.pk, 2), (other.pk, 1), (call.pk, 3)]
     rows = Turn.objects.filter(call=call).values_list("seq", "text", "latency")
     assert list(rows) == [(1, "Hello", {}), (2, "Hi", {}), (3, "How can I help?", {"ttfa": 1})]
@@ -101,7 +114,7 @@ def test_turns_of_several_calls_are_appended_in_order_in_two_statements(call, my
 
 
 @pytest.mark.django_db
-def test_appending_to_a_call_that_does_not_exist_stores_nothing(call):
+def test_a_turn_for_a_call_that_does_not_exist_fails_the_whole_run_before_any_insert(call):
     with pytest.raises(Call.DoesNotExist), transaction.atomic():
         services.turns_append(
             [

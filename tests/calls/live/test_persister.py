@@ -52,9 +52,10 @@ async def test_writes_that_finish_together_are_stored_together(calls, monkeypatc
     batches: list[int] = []
     real = persister._run_batch
     monkeypatch.setattr(persister, "_run_batch", lambda b: (batches.append(len(b)), real(b))[1])
+    monkeypatch.setattr(persister, "GATHER_S", 0.5)  # far above the pause below, on any host
     writer = Persister()
     writer.write(services.turn_append, call_id=calls[0].id, speaker="caller", text="one")
-    await asyncio.sleep(persister.GATHER_S / 2)
+    await asyncio.sleep(0.05)
     writer.write(services.turn_append, call_id=calls[1].id, speaker="agent", text="two")
     await writer.drain()
     assert batches == [2]

@@ -423,15 +423,17 @@ async def test_frames_sent_late_are_listed_with_how_late(carrier, client, app):
     await s.frames(10)
     time.sleep(0.1)  # noqa: ASYNC251 - the carrier shares this loop: five frames fall due in the stall
     [stream] = (await carrier.wait_ended(sid, 10)).streams
-    stalled = [(ts, ms) for ts, ms in stream.stats.late_sends if ms > 10]
+    listed = list(zip(stream.stats.late_sent_ts, stream.stats.late_sent_ms, strict=True))
+    stalled = [(ts, ms) for ts, ms in listed if ms > 10]
     # They went out together when the loop resumed: consecutive, each 20 ms less late.
-    assert len(stalled) >= 4, stream.stats.late_sends
+    assert len(stalled) >= 4, listed
+    assert stream.stats.late_sent_unlisted == 0
     first_ts, first_ms = stalled[0]
     assert first_ms > 80
     for i, (ts, ms) in enumerate(stalled[:4]):
         assert ts == first_ts + 20 * i
         assert abs(first_ms - ms - 20 * i) < 5
-    late = dict(stream.stats.late_sends)
+    late = dict(listed)
     sent_at = {int(m.data["media"]["timestamp"]): m.t for m in s.media}
     # what the app saw matches: frames listed as late by x arrived x later than the first on time
     on_time = next(ts for ts in sorted(sent_at) if ts not in late)
