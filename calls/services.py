@@ -215,25 +215,6 @@ def turn_append(
     return stored
 
 
-def _new_turn(
-    seq: int,
-    *,
-    call_id: int,
-    speaker: str,
-    text: str,
-    heard_text: str = "",
-    interrupted: bool = False,
-    started_at: datetime | None = None,
-    ended_at: datetime | None = None,
-    latency: Mapping[str, object] | None = None,
-) -> Turn:
-    return Turn(
-        call_id=call_id, seq=seq, speaker=speaker, text=text, heard_text=heard_text,
-        interrupted=interrupted, started_at=started_at, ended_at=ended_at or timezone.now(),
-        latency=dict(latency or {}),
-    )  # fmt: skip
-
-
 @atomic_write
 def turns_append(turns: Sequence[Mapping[str, Any]]) -> list[Turn]:
     """`turn_append` for several turns (of one call or many; each a mapping of its keywords), in
@@ -258,7 +239,11 @@ def turns_append(turns: Sequence[Mapping[str, Any]]) -> list[Turn]:
         if call_id not in seqs:
             raise Call.DoesNotExist(f"no call {call_id} to append a turn to")
         seqs[call_id] += 1
-        rows.append(_new_turn(seqs[call_id], **t))
+        fields = {
+            **t, "ended_at": t.get("ended_at") or timezone.now(),
+            "latency": dict(t.get("latency") or {}),
+        }  # fmt: skip
+        rows.append(Turn(seq=seqs[call_id], **fields))  # an unknown key raises TypeError
     Turn.objects.bulk_create(rows)
 
     def publish() -> None:

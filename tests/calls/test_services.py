@@ -123,6 +123,8 @@ def test_a_turn_for_a_call_that_does_not_exist_fails_the_whole_run_before_any_in
             ]
         )
     assert not Turn.objects.exists()
+    with pytest.raises(TypeError), transaction.atomic():  # as turn_append(txet=...) would
+        services.turns_append([{"call_id": call.pk, "speaker": "agent", "txet": "Hello"}])
 
 
 @pytest.mark.django_db
