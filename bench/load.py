@@ -165,21 +165,21 @@ class Level:
             return
         p.uuid, p.sid = data["id"], data.get("twilio_sid") or ""
 
-    async def get_json(self, url: str, **kw):
-        async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=30), **kw) as r:
+    async def fetch_json(self, url: str, *, method: str = "GET", limit_s: float = 30, **kw):
+        timeout = aiohttp.ClientTimeout(total=limit_s)
+        async with self.http.request(method, url, timeout=timeout, **kw) as r:
             r.raise_for_status()
             return await r.json(content_type=None)
 
     async def probe(self, **params) -> dict:
-        return await self.get_json(f"{self.api}/__bench__/probe", params=params)
+        return await self.fetch_json(f"{self.api}/__bench__/probe", params=params)
 
     async def window_figures(self, since: float, until: float, sent_late: dict) -> dict:
         """The probe's figures for [since, until], the carrier's late sends taken out."""
-        async with self.http.post(f"{self.api}/__bench__/probe", json=sent_late,
-                                  params={"since": since, "until": until},
-                                  timeout=aiohttp.ClientTimeout(total=60)) as r:  # fmt: skip
-            r.raise_for_status()
-            return await r.json(content_type=None)
+        return await self.fetch_json(
+            f"{self.api}/__bench__/probe", method="POST", json=sent_late,
+            params={"since": since, "until": until}, limit_s=60,
+        )  # fmt: skip
 
     async def plan(self, to: str, scenario: str) -> None:
         url = f"{self.stack.urls['carrier']}/sandbox/next"
@@ -202,8 +202,8 @@ class Level:
         async def fetch(p: Placed) -> None:
             if p.uuid:
                 async with sem:
-                    p.call = await self.get_json(f"{self.api}/api/calls/{p.uuid}/",
-                                                 headers=self.headers)  # fmt: skip
+                    p.call = await self.fetch_json(f"{self.api}/api/calls/{p.uuid}/",
+                                                   headers=self.headers)  # fmt: skip
 
         await asyncio.gather(*(fetch(p) for p in calls))
         return pending
@@ -272,18 +272,17 @@ class Level:
                 if not p.uuid:
                     return
                 async with sem:
-                    p.turns = await self.get_json(f"{self.api}/api/calls/{p.uuid}/turns/",
-                                                  headers=self.headers)  # fmt: skip
+                    p.turns = await self.fetch_json(f"{self.api}/api/calls/{p.uuid}/turns/",
+                                                    headers=self.headers)  # fmt: skip
                     if p.sid:
-                        p.report = await self.get_json(
+                        p.report = await self.fetch_json(
                             f"{self.stack.urls['carrier']}/sandbox/calls/{p.sid}.json",
                             headers=self.carrier_auth,
                         )
 
             await asyncio.gather(*(fetch_details(p) for p in calls))
-            streams = [s for p in calls for s in p.report.get("streams", [])]
-            sent_late = {s["stream_sid"]: list(zip(s["late_sent_ts"], s["late_sent_ms"],
-                                                   strict=True)) for s in streams}  # fmt: skip
+            sent_late = {s["stream_sid"]: [s["late_sent_ts"], s["late_sent_ms"]]
+                         for p in calls for s in p.report.get("streams", [])}  # fmt: skip
             figures = await self.window_figures(w0, w1, sent_late)
             ramp_figures = await self.window_figures(t_ramp, w0, sent_late)
         wall = w1 - w0

@@ -5,9 +5,10 @@ every process of the machine, and the clock the carrier's pacer uses through `lo
 
 - inbound: for each `media` frame, its `timestamp` (the carrier sends frame n at its stream's
   t0 + n * 20 ms and stamps it n * 20) and the moment the consumer's `receive` returned for it.
-  offset = done - timestamp is constant when nothing queues; the frame's lag is its offset minus
-  the stream's smallest offset (its fastest frame: ~0.2 ms of loopback transit, not counted),
-  minus how late the carrier handed it to its socket (the carrier lists those frames).
+  offset = done - timestamp is constant when nothing queues. Net of how late the carrier handed
+  the frame to its socket (the carrier lists those frames), the frame's lag is its net offset
+  minus the stream's smallest net offset (its fastest frame: ~0.2 ms of loopback transit, not
+  counted); `inbound_lag_from_schedule_ms` is the same without the carrier's lateness taken out.
 - outbound: the carrier's playback buffer, modelled from the moment each agent frame is handed to
   the socket (each frame adds 20 ms; the buffer drains in real time). A frame handed over after
   the buffer ran dry, less than `REPLY_GAP_S` after the previous one, came late mid-reply: the
@@ -283,8 +284,9 @@ def install() -> None:
 
 async def serve(scope, receive, send) -> None:
     """GET /__bench__/probe[?since=&until=] -> counts, or the window's figures (JSON).
-    POST with `?since=&until=` and a JSON body {stream sid: [[timestamp ms, ms late], ...]}:
-    the figures, with the carrier's late sends taken out of the inbound lag."""
+    POST with `?since=&until=` and a JSON body {stream sid: [[timestamp ms, ...], [ms late, ...]]}
+    (the carrier's StreamStats lists): the figures, with the carrier's late sends taken out of the
+    inbound lag."""
     chunks = []
     while True:
         message = await receive()
@@ -294,7 +296,7 @@ async def serve(scope, receive, send) -> None:
     query = parse_qs(scope.get("query_string", b"").decode())
     if "since" in query:
         raw = json.loads(b"".join(chunks) or b"{}")
-        sent_late = {sid: {int(ts): float(ms) for ts, ms in pairs} for sid, pairs in raw.items()}
+        sent_late = {sid: dict(zip(ts, ms, strict=True)) for sid, (ts, ms) in raw.items()}
         body = PROBE.figures(
             float(query["since"][0]), float(query.get("until", ["inf"])[0]), sent_late
         )

@@ -146,6 +146,20 @@ class StreamStats:
     late_sent_unlisted: int = 0  # late beyond MAX_LATE_SENDS
     marks: list[str] = field(default_factory=list)  # echoed, in order
 
+    def sent(self, timestamp_ms: int, late_ms: float) -> None:
+        """A media frame handed to the socket `late_ms` after it was due (one measure for the
+        lateness figures: a tick whose sleep overran counts as much as one that woke up late)."""
+        self.frames_sent += 1
+        self.max_lag_ms = max(self.max_lag_ms, late_ms)
+        if late_ms > FRAME_S * 1000:
+            self.late_ticks += 1
+        if late_ms > LATE_SEND_MS:
+            if len(self.late_sent_ts) < MAX_LATE_SENDS:
+                self.late_sent_ts.append(timestamp_ms)
+                self.late_sent_ms.append(round(late_ms, 2))
+            else:
+                self.late_sent_unlisted += 1
+
 
 class MediaStream:
     """Connects to `url`, speaks the protocol until the app closes or `stop()` is called.
@@ -340,12 +354,6 @@ class MediaStream:
             delay = deadline - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            else:
-                lag_ms = -delay * 1000
-                if lag_ms > stats.max_lag_ms:
-                    stats.max_lag_ms = lag_ms
-                if lag_ms > FRAME_S * 1000:
-                    stats.late_ticks += 1
             frame = self.party.next_frame()
             payload = base64.b64encode(frame).decode("ascii") if frame else silence_b64
             self._seq += 1
@@ -359,13 +367,7 @@ class MediaStream:
             )
             if not sent:
                 return
-            if late_ms > LATE_SEND_MS:
-                if len(stats.late_sent_ts) < MAX_LATE_SENDS:
-                    stats.late_sent_ts.append(n * 20)
-                    stats.late_sent_ms.append(round(late_ms, 2))
-                else:
-                    stats.late_sent_unlisted += 1
-            stats.frames_sent += 1
+            stats.sent(n * 20, late_ms)
             played, marks = self.playback.play()
             if played is not None:
                 stats.frames_played += 1

@@ -52,14 +52,24 @@ async def test_writes_that_finish_together_are_stored_together(calls, monkeypatc
     batches: list[int] = []
     real = persister._run_batch
     monkeypatch.setattr(persister, "_run_batch", lambda b: (batches.append(len(b)), real(b))[1])
+    runs: list[list[str]] = []
+    many = services.turn_append.many
+    monkeypatch.setattr(
+        services.turn_append, "many", lambda turns: (runs.append([t["text"] for t in turns]),
+                                                     many(turns))[1],
+    )  # fmt: skip
     monkeypatch.setattr(persister, "GATHER_S", 0.5)  # far above the pause below, on any host
     writer = Persister()
     writer.write(services.turn_append, call_id=calls[0].id, speaker="caller", text="one")
     await asyncio.sleep(0.05)
     writer.write(services.turn_append, call_id=calls[1].id, speaker="agent", text="two")
+    writer.write(services.event_record, call_id=calls[1].id, type="error", payload={"n": 1})
+    writer.write(services.turn_append, call_id=calls[1].id, speaker="caller", text="three")
     await writer.drain()
-    assert batches == [2]
-    assert await asyncio.to_thread(_turns, calls[1]) == [(1, "two")]
+    assert batches == [4]
+    # each run of turns went in one call of the batch form, in order around the event
+    assert runs == [["one", "two"], ["three"]]
+    assert await asyncio.to_thread(_turns, calls[1]) == [(1, "two"), (2, "three")]
 
 
 async def test_a_turn_that_cannot_be_stored_fails_alone(calls, caplog):

@@ -428,6 +428,9 @@ async def test_frames_sent_late_are_listed_with_how_late(carrier, client, app):
     # They went out together when the loop resumed: consecutive, each 20 ms less late.
     assert len(stalled) >= 4, listed
     assert stream.stats.late_sent_unlisted == 0
+    # one measure for every lateness figure: the tick asleep when the loop stalled counts too
+    assert stream.stats.max_lag_ms == pytest.approx(max(ms for _, ms in listed), abs=0.01)
+    assert stream.stats.late_ticks == sum(1 for _, ms in listed if ms > 20)
     first_ts, first_ms = stalled[0]
     assert first_ms > 80
     for i, (ts, ms) in enumerate(stalled[:4]):
