@@ -59,9 +59,11 @@ load: install
 	@mkdir -p var
 	$(PY) -m bench.load --calls 10,50,100,200 --seconds 30 --server $(LOAD_SERVERS) --json var/load.json
 
+# Style, and the layer contracts of docs/architecture.md (import-linter, pyproject.toml).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from agents import prompts
 from agents.models import Persona
-from calls.providers.llm.base import QA, PersonaSpec, Stage
+from calls.core.persona import QA, PersonaSpec, Stage
 
 
 def template_values(

@@ -81,7 +81,7 @@ class Persona(models.Model):
         return f"{self.name} ({self.agent_name})"
 
     def clean(self) -> None:
-        errors = validation.persona_errors(self)
+        errors = validation.persona_errors(self, tools=Tool.values)
         if errors:
             raise ValidationError(errors)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from jsonschema import SchemaError
@@ -42,12 +43,10 @@ def _stages_errors(stages: object) -> list[str]:
     return errors
 
 
-def _tools_errors(tools: object) -> list[str]:
-    from agents.models import Tool
-
+def _tools_errors(tools: object, known: Sequence[str]) -> list[str]:
     if not isinstance(tools, list):
-        return [f"must be a list drawn from {Tool.values}"]
-    return [f"unknown tool '{t}'; choose from {Tool.values}" for t in tools if t not in Tool.values]
+        return [f"must be a list drawn from {list(known)}"]
+    return [f"unknown tool '{t}'; choose from {list(known)}" for t in tools if t not in known]
 
 
 def _schema_errors(schema: object) -> list[str]:
@@ -62,13 +61,14 @@ def _schema_errors(schema: object) -> list[str]:
     return []
 
 
-def persona_errors(persona: Persona) -> dict[str, list[str]]:
-    """All problems with `persona`, keyed by field; empty when it is usable on a call."""
+def persona_errors(persona: Persona, *, tools: Sequence[str]) -> dict[str, list[str]]:
+    """All problems with `persona`, keyed by field (`tools`: the tool names a persona may list);
+    empty when it is usable on a call."""
     errors: dict[str, list[str]] = {}
     checks = {
         "variables": _variables_errors(persona.variables),
         "stages": _stages_errors(persona.stages),
-        "tools": _tools_errors(persona.tools),
+        "tools": _tools_errors(persona.tools, tools),
         "extraction_schema": _schema_errors(persona.extraction_schema),
     }
     for field, msgs in checks.items():

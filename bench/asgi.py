@@ -5,7 +5,7 @@
 
 Every other request, and every WebSocket, goes to `callcenter.asgi.application` untouched (one
 dispatch per connection, nothing per message). The route does for the calls the bench stores
-itself what `calls.telephony.dial.call_start` does for a placed call while the phone rings: it
+itself what `calls.runtime.dial.call_start` does for a placed call while the phone rings: it
 pre-synthesises the greeting into `calls.pipeline.tts.audio_cache`, split the way the TTS
 processor splits a `Say`, so the greeting's first frame can go out from the cache.
 
@@ -23,10 +23,10 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 
 from callcenter.asgi import application as production
-from calls.live.factory import build_session
 from calls.models import Call
 from calls.pipeline.chunker import TextChunker
 from calls.pipeline.tts import synthesize_cached
+from calls.runtime.factory import build_session
 
 WARM_PATH = "/__bench__/warm-greeting"
 PROBE = os.environ.get("BENCH_PROBE") == "1"

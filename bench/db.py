@@ -44,7 +44,7 @@ def place_call(index: int, run: str) -> PlacedCall:
     """Store an outbound call with a greeting unique to it (so no other call warms its cache)."""
     from agents.models import Persona
     from calls import services
-    from calls.telephony.dial import stream_params
+    from calls.telephony.tokens import stream_params
 
     greeting = (
         f"Hi caller {index} of run {run}, this is Myra from Escade Networks. Is now a good time?"

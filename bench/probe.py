@@ -239,7 +239,7 @@ def install() -> None:
     `_final_writes` (class attributes, so every consumer and session built afterwards is measured);
     nothing else of the server changes."""
     from calls.live.session import CallSession
-    from calls.telephony.consumer import MediaStreamConsumer
+    from calls.runtime.consumer import MediaStreamConsumer
 
     receive, send_media, stop = (
         MediaStreamConsumer.receive, MediaStreamConsumer.send_media, MediaStreamConsumer._stop,

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from calls.telephony.consumer import MediaStreamConsumer
+from calls.runtime.consumer import MediaStreamConsumer
 
 websocket_urlpatterns = [
     path("ws/twilio/media/", MediaStreamConsumer.as_asgi()),

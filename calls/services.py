@@ -79,7 +79,7 @@ def call_create(
     status: str = CallStatus.QUEUED,
     require_variables: bool = True,
 ) -> Call:
-    """Validate and store a call; placing it on the carrier is `telephony.dial.call_start`'s job."""
+    """Validate and store a call; placing it on the carrier is `runtime.dial.call_start`'s job."""
     to_e164 = normalize_number(to, field="to")
     from_e164 = normalize_number(from_number, field="from") if from_number else ""
     clean_vars = _check_variables(persona, variables or {}, required=require_variables)

@@ -12,7 +12,8 @@ from rest_framework.response import Response
 from calls import selectors
 from calls.api import serializers as s
 from calls.api.filters import CallFilter
-from calls.telephony import control, dial
+from calls.runtime import dial
+from calls.telephony import control
 
 
 class WavRenderer(BaseRenderer):

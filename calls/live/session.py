@@ -18,6 +18,7 @@ from asgiref.sync import sync_to_async
 from django.core.files.base import ContentFile
 
 from calls import events, services
+from calls.live.actions import CallActions, NoActions
 from calls.live.persister import Persister
 from calls.models import Call, EventType
 from calls.pipeline.build import Providers, build_pipeline
@@ -39,7 +40,6 @@ from calls.pipeline.playout import Transport
 from calls.pipeline.processor import Pipeline
 from calls.pipeline.recorder import StereoRecorder
 from calls.pipeline.stacks import await_chain
-from calls.telephony import carrier, twiml
 
 log = logging.getLogger(__name__)
 # After a `stop` we caused (digits pressed), wait this long for the new stream before finalising.
@@ -76,10 +76,12 @@ class CallSession:
         providers: Providers | None,
         *,
         build: PipelineBuilder | None = None,
+        actions: CallActions | None = None,
     ) -> None:
         """`build(ctx, transport, sink, on_audio_out=...)` replaces the STT -> LLM -> TTS chain
-        (the speech-to-speech engine)."""
+        (the speech-to-speech engine); `actions` carries hang-up, transfer and digits to the carrier."""
         self.call = call
+        self.actions: CallActions = actions or NoActions()
         self.ctx = ctx
         self.providers = providers
         self.build = build
@@ -258,18 +260,17 @@ class CallSession:
             services.event_record, call_id=self.call.id, type=EventType.CONTROL,
             payload={"action": "hangup", "reason": reason},
         )  # fmt: skip
-        if self.call.twilio_sid:
-            try:
-                await sync_to_async(carrier.update_call)(self.call.twilio_sid, status="completed")
-            except carrier.CarrierError as exc:
-                log.warning("hang-up of %s failed: %s", self.call.uuid, exc)
+        try:
+            await self.actions.hang_up()
+        except Exception as exc:  # the call is finalised here whatever the carrier says
+            log.warning("hang-up of %s failed: %s", self.call.uuid, exc)
         await self.finalise(reason)
 
     async def transfer(self, number: str) -> dict:
         if not number:
             return {"ok": False, "error": "no transfer number configured"}
         number = await sync_to_async(services.normalize_number)(number)
-        await sync_to_async(carrier.update_call)(self.call.twilio_sid, twiml=twiml.transfer(number))
+        await self.actions.transfer(number)
         self.persister.write(
             services.event_record, call_id=self.call.id, type=EventType.CONTROL,
             payload={"action": "transferred", "to": number},
@@ -281,8 +282,7 @@ class CallSession:
         if not digits:
             return {"ok": False, "error": "no valid digits"}
         self._expect_reconnect = True
-        document = await sync_to_async(_digits_twiml)(self.call.id, digits)
-        await sync_to_async(carrier.update_call)(self.call.twilio_sid, twiml=document)
+        await self.actions.press_digits(digits)
         self.persister.write(
             services.event_record, call_id=self.call.id, type=EventType.DTMF,
             payload={"digits": digits, "direction": "sent"},
@@ -329,12 +329,6 @@ class _Relay:
 
 def _event_type(kind: str) -> str:
     return kind if kind in EventType.values else EventType.PROVIDER
-
-
-def _digits_twiml(call_id: int, digits: str) -> str:
-    from calls.telephony.dial import stream_params
-
-    return twiml.press_digits_then_stream(digits, stream_params(Call.objects.get(pk=call_id)))
 
 
 def _save_recording(call_id: int, wav: bytes) -> None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from calls.providers.llm.base import PersonaSpec
+from calls.core.persona import PersonaSpec
 
 
 @dataclass

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from calls.pipeline.audio import FRAME_BYTES, MULAW_SILENCE
+from calls.core.audio import FRAME_BYTES, MULAW_SILENCE
 from calls.pipeline.context import CallContext
 from calls.pipeline.frames import (
     Frame,

@@ -7,7 +7,7 @@ import wave
 
 import numpy as np
 
-from calls.pipeline.audio import DECODE_TABLE, MULAW_SILENCE, SAMPLE_RATE
+from calls.core.audio import DECODE_TABLE, MULAW_SILENCE, SAMPLE_RATE
 
 SILENCE = bytes([MULAW_SILENCE])
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from calls.providers.llm.base import PersonaSpec
+from calls.core.persona import PersonaSpec
 
 _SCHEMAS: dict[str, dict] = {
     "end_call": {

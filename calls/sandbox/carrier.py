@@ -45,6 +45,7 @@ from calls.sandbox.emulators.twilio_rest import (
     RecordedRequest,
     TwilioRestEmulator,
 )
+from calls.sandbox.party import make_party
 from calls.sandbox.scenario import SCENARIO_DIR, Scenario, ScenarioBook, ScenarioError
 from calls.sandbox.sim_call import SimCall
 from calls.sandbox.speech import Voice, make_voice
@@ -155,7 +156,7 @@ class SandboxCarrier:
     # --- the REST emulator's hooks ------------------------------------------------------------
     async def _on_create(self, state: CallState, _request: RecordedRequest) -> None:
         scenario = self.book.for_call(state.to)
-        call = SimCall(self, state, scenario)
+        call = SimCall(self, state, scenario, make_party=make_party)
         self.calls[state.sid] = call
         log.info("call %s to %s: scenario %s", state.sid, state.to, scenario.name)
         call.start()

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from calls.core.persona import QA, PersonaSpec, Stage
 from calls.pipeline.build import Providers, build_pipeline
 from calls.pipeline.context import CallContext, Conversation, PipelineOptions
 from calls.pipeline.frames import (
@@ -26,7 +27,6 @@ from calls.pipeline.frames import (
     TurnRecord,
 )
 from calls.pipeline.tools import tool_schemas
-from calls.providers.llm.base import QA, PersonaSpec, Stage
 from calls.sandbox.media import SILENCE_FRAME, MediaStream, Playback
 from calls.sandbox.scenario import Scenario
 

@@ -35,7 +35,7 @@ mapping of its fields (`say: "Hello."` is `say: {text: "Hello."}`):
 
 `persona` is either a persona the server has, by slug (`persona: sarah-prior-auth`, or a mapping
 with `slug` and optionally `to`), or a persona described here (the fields of
-`calls.providers.llm.base.PersonaSpec`: name, agent_name, greeting, goodbye, stages [{name,
+`calls.core.persona.PersonaSpec`: name, agent_name, greeting, goodbye, stages [{name,
 description}], qa [{question, answer}], tools, variables). A slug is answered by the server itself,
 as an inbound call the carrier places and bridges to this one (bridge.py: two calls in the API,
 both supervisable); `to` is the number that inbound call dials (the server picks its persona by

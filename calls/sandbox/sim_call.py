@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
@@ -40,7 +40,8 @@ EVENT_OF = {"initiated": "initiated", "ringing": "ringing", "in-progress": "answ
 
 
 class SimCall:
-    """`party`: who is on the far end (default: what the scenario says, see party.py);
+    """`party`: who is on the far end, or `make_party(call)` builds it (party.py: what the
+    scenario says);
     `direction`: Twilio's Direction parameter ("inbound" for a bridged callee leg, bridge.py)."""
 
     def __init__(
@@ -50,15 +51,18 @@ class SimCall:
         scenario: Scenario,
         *,
         party: Any = None,
+        make_party: Callable[[SimCall], Any] | None = None,
         direction: str = "outbound-api",
     ) -> None:
-        from calls.sandbox.party import make_party
-
         self.carrier = carrier
         self.state = state
         self.scenario = scenario
         self.direction = direction
-        self.party = party if party is not None else make_party(self)
+        if party is None:
+            if make_party is None:
+                raise TypeError("SimCall needs a party or a make_party")
+            party = make_party(self)
+        self.party = party
         self.streams: list[MediaStream] = []
         self.stream: MediaStream | None = None
         self.callbacks: list[dict] = []  # {"params": ..., "status": http status or error}

@@ -164,7 +164,7 @@ async def transcribe(mulaw: bytes, language: str = "en") -> str:
     """Local Whisper on 8 kHz mu-law, in the STT's shared worker thread (the loop stays free)."""
     if not mulaw:
         return ""
-    from calls.pipeline.audio import mulaw_to_pcm16
+    from calls.core.audio import mulaw_to_pcm16
 
     stt = _recognizer()
     pcm = mulaw_to_pcm16(mulaw)

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core import signing
 
+from calls import services
+from calls.models import Call
+
 _SALT = "calls.telephony.stream-token"
 
 
@@ -38,3 +41,10 @@ def verify(token: str) -> StreamGrant:
     if not isinstance(data, dict) or not {"c", "n"} <= data.keys():
         raise InvalidToken("malformed")
     return StreamGrant(call_uuid=str(data["c"]), nonce=str(data["n"]))
+
+
+def stream_params(call: Call) -> dict[str, str]:
+    """Custom parameters for a new `<Stream>` of `call`, with a fresh single-use token."""
+    token, nonce = issue(str(call.uuid))
+    services.stream_grant(call_id=call.pk, nonce=nonce)
+    return {"call": str(call.uuid), "token": token}

@@ -15,8 +15,8 @@ from calls import services
 from calls.models import Call, Direction
 from calls.status import CallStatus, IllegalTransition
 from calls.telephony import twiml
-from calls.telephony.dial import stream_params
 from calls.telephony.signature import twilio_signed
+from calls.telephony.tokens import stream_params
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from django.core.management.base import BaseCommand, CommandError
 from agents.models import Persona
 from calls import selectors, services
 from calls.models import Call, Turn
+from calls.runtime.dial import call_start
 from calls.status import TERMINAL, CallStatus
 from calls.telephony import carrier, client, control
-from calls.telephony.dial import call_start
 
 PLACEHOLDER_SID = "AC" + "0" * 32  # settings' default: no Twilio account configured
 FINAL_TURNS_GRACE_S = 0.5

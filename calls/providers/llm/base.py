@@ -1,4 +1,4 @@
-"""The LLM interface: a streaming chat completion with tool calls, plus the persona context it may use."""
+"""The LLM interface: a streaming chat completion with tool calls."""
 
 from __future__ import annotations
 
@@ -6,33 +6,7 @@ import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True, slots=True)
-class QA:
-    question: str
-    answer: str
-
-
-@dataclass(frozen=True, slots=True)
-class Stage:
-    name: str
-    description: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class PersonaSpec:
-    """A plain snapshot of a persona, so providers and the pipeline never touch the ORM."""
-
-    name: str
-    agent_name: str
-    greeting: str = ""
-    goodbye: str = ""
-    language: str = "en-US"
-    stages: tuple[Stage, ...] = ()
-    qa: tuple[QA, ...] = ()
-    tools: tuple[str, ...] = ()
-    transfer_number: str = ""
-    variables: dict = field(default_factory=dict)
+from calls.core.persona import PersonaSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,17 +7,9 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from calls.core.persona import PersonaSpec, Stage
 from calls.providers.llm import scripted_match as m
-from calls.providers.llm.base import (
-    LLMDone,
-    LLMEvent,
-    LLMProvider,
-    LLMRequest,
-    PersonaSpec,
-    Stage,
-    TextDelta,
-    ToolCall,
-)
+from calls.providers.llm.base import LLMDone, LLMEvent, LLMProvider, LLMRequest, TextDelta, ToolCall
 
 DEFAULT_GREETING = "Hello, this is {agent_name}. How can I help you today?"
 DEFAULT_GOODBYE = "Thank you for your time. Goodbye!"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calls.pipeline.audio import FRAME_MS, FrameSplitter, mulaw_to_pcm16, pcm16_to_float, resample
+from calls.core.audio import FRAME_MS, FrameSplitter, mulaw_to_pcm16, pcm16_to_float, resample
 from calls.providers.stt.base import (
     SpeechStarted,
     STTError,

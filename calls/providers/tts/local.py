@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from calls.pipeline.audio import (
+from calls.core.audio import (
     FRAME_BYTES,
     FRAME_MS,
     MULAW_SILENCE,

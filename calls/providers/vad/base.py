@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from typing import Literal
 
-from calls.pipeline.audio import FRAME_MS
+from calls.core.audio import FRAME_MS
 
 SpeechEvent = Literal["started", "stopped"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import webrtcvad
 
-from calls.pipeline.audio import DECODE_TABLE, SAMPLE_RATE, mulaw_to_pcm16_bytes
+from calls.core.audio import DECODE_TABLE, SAMPLE_RATE, mulaw_to_pcm16_bytes
 from calls.providers.vad.base import VAD
 
 

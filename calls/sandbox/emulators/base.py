@@ -233,7 +233,7 @@ def run_cli(app: web.Application, *, host: str, port: int, name: str) -> None:
 
 
 # --- synthetic audio (G.711 mu-law); local on purpose so the emulators never share the
-# --- codec under test in calls/pipeline/audio.py
+# --- codec under test in calls/core/audio.py
 
 _BIAS = 0x84
 

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from calls.core.persona import PersonaSpec
 from calls.pipeline import idle as idle_module
 from calls.pipeline.context import CallContext, PipelineOptions
 from calls.pipeline.frames import (
@@ -19,7 +20,6 @@ from calls.pipeline.frames import (
 )
 from calls.pipeline.idle import IdleMonitor
 from calls.pipeline.processor import Pipeline, Sink
-from calls.providers.llm.base import PersonaSpec
 
 NUDGE = PipelineOptions().nudge_text
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from calls.core.persona import PersonaSpec, Stage
 from calls.pipeline import llm as llm_module
 from calls.pipeline.context import CallContext, PipelineOptions
 from calls.pipeline.frames import (
@@ -33,8 +34,6 @@ from calls.providers.llm.base import (
     LLMEvent,
     LLMProvider,
     LLMRequest,
-    PersonaSpec,
-    Stage,
     TextDelta,
     ToolCall,
 )

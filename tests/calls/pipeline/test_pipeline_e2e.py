@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from calls.core.persona import PersonaSpec
 from calls.pipeline import idle as idle_module
 from calls.pipeline.build import Providers, build_pipeline
 from calls.pipeline.context import CallContext, PipelineOptions
@@ -32,7 +33,6 @@ from calls.providers.llm.base import (
     LLMEvent,
     LLMProvider,
     LLMRequest,
-    PersonaSpec,
     TextDelta,
     ToolCall,
 )

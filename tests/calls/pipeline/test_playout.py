@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from calls.core.persona import PersonaSpec
 from calls.pipeline import playout as playout_module
 from calls.pipeline.context import CallContext
 from calls.pipeline.frames import (
@@ -20,7 +21,6 @@ from calls.pipeline.frames import (
 )
 from calls.pipeline.playout import PlayoutProcessor, latency_figures
 from calls.pipeline.processor import Pipeline, Sink
-from calls.providers.llm.base import PersonaSpec
 
 FRAME = 160
 

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from calls.core.persona import PersonaSpec, Stage
 from calls.pipeline.build import build_realtime_pipeline
 from calls.pipeline.context import CallContext, PipelineOptions
 from calls.pipeline.frames import (
@@ -33,7 +34,6 @@ from calls.pipeline.playout import PlayoutProcessor
 from calls.pipeline.processor import Pipeline, Sink
 from calls.pipeline.realtime import RealtimeProcessor, realtime_tools, take_words
 from calls.pipeline.tools import tool_schemas
-from calls.providers.llm.base import PersonaSpec, Stage
 from calls.providers.realtime.openai import RealtimeOptions, websocket_url
 from calls.sandbox.emulators.base import Faults, silence, speech_like, text_audio
 from calls.sandbox.emulators.openai import OpenAIEmulator, text_pieces

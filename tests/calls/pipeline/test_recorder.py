@@ -7,7 +7,7 @@ import wave
 
 import numpy as np
 
-from calls.pipeline.audio import DECODE_TABLE, SAMPLE_RATE
+from calls.core.audio import DECODE_TABLE, SAMPLE_RATE
 from calls.pipeline.recorder import StereoRecorder
 
 CALLER, AGENT, SILENT = 0x10, 0x20, 0xFF

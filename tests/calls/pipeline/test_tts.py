@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from calls.core.persona import PersonaSpec
 from calls.pipeline import tts as tts_module
 from calls.pipeline.context import CallContext
 from calls.pipeline.frames import (
@@ -21,7 +22,6 @@ from calls.pipeline.frames import (
 )
 from calls.pipeline.processor import Pipeline, Sink
 from calls.pipeline.tts import AudioCache, TTSProcessor, cache_key, synthesize_cached
-from calls.providers.llm.base import PersonaSpec
 from calls.providers.tts.base import TTSError, TTSOptions, TTSProvider
 
 PRIMARY, BACKUP = TTSOptions(voice="primary-voice"), TTSOptions(voice="backup-voice")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from calls.core.persona import PersonaSpec
 from calls.pipeline.context import CallContext, PipelineOptions
 from calls.pipeline.frames import (
     AudioIn,
@@ -18,7 +19,6 @@ from calls.pipeline.frames import (
 )
 from calls.pipeline.processor import Pipeline, Sink
 from calls.pipeline.turns import TurnTaker, is_backchannel
-from calls.providers.llm.base import PersonaSpec
 
 VOICED = b"\x10" * 160
 BACKCHANNELS = PipelineOptions().backchannels

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from calls.pipeline.audio import pcm16_to_mulaw, silence
+from calls.core.audio import pcm16_to_mulaw, silence
 from calls.providers.stt.base import SpeechStarted, STTOptions, Transcript, UtteranceEnd
 from calls.providers.stt.local import LocalSTT
 from calls.providers.tts.local import CALLER_VOICE, synthesize_mulaw

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from calls.pipeline.audio import FRAME_BYTES, mulaw_dbfs, split_frames
+from calls.core.audio import FRAME_BYTES, mulaw_dbfs, split_frames
 from calls.providers.tts import local
 from calls.providers.tts.base import TTSError, TTSOptions
 from calls.providers.tts.local import LocalTTS, synthesize_mulaw, synthesize_pcm

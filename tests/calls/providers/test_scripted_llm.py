@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from calls.providers.llm.base import (
-    QA,
-    LLMDone,
-    LLMRequest,
-    PersonaSpec,
-    Stage,
-    TextDelta,
-    ToolCall,
-)
+from calls.core.persona import QA, PersonaSpec, Stage
+from calls.providers.llm.base import LLMDone, LLMRequest, TextDelta, ToolCall
 from calls.providers.llm.scripted import ScriptedLLM, stage_line
 from calls.providers.llm.scripted_match import menu_options, requested_digits
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from calls.pipeline.audio import FRAME_BYTES, pcm16_to_mulaw, silence, split_frames
+from calls.core.audio import FRAME_BYTES, pcm16_to_mulaw, silence, split_frames
 from calls.providers.tts.local import synthesize_mulaw
 from calls.providers.vad.base import VAD, SpeechDetector
 from calls.providers.vad.webrtc import WebRTCVAD

@@ -27,7 +27,7 @@ from channels.testing import WebsocketCommunicator
 
 from callcenter.asgi import application
 from calls import services
-from calls.telephony.dial import stream_params
+from calls.telephony.tokens import stream_params
 
 PATH = "/ws/twilio/media/"
 SID = "MZ" + "e" * 32

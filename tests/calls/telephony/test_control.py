@@ -15,7 +15,7 @@ from callcenter.asgi import application
 from calls import services
 from calls.models import Call, CallEvent, Turn
 from calls.telephony import control
-from tests.calls.telephony.test_consumer import (
+from tests.calls.runtime.test_consumer import (
     PATH,
     SID,
     closed,
@@ -101,7 +101,7 @@ async def test_press_digits_reconnects_a_second_stream(live_call, hosted_fakes, 
     hosted_fakes.deepgram.script(["Yes."])
     hosted_fakes.openai.script("Thanks.")
     from calls.sandbox.emulators.base import silence, speech_like
-    from tests.calls.telephony.test_consumer import media_msgs
+    from tests.calls.runtime.test_consumer import media_msgs
 
     for msg in media_msgs(speech_like(600) + silence(600), sid="MZ" + "e" * 32):
         await second.send_json_to(msg)

@@ -19,7 +19,7 @@ from django.db import connection
 from calls import services
 from calls.models import Turn
 from calls.telephony import control
-from calls.telephony.dial import stream_params
+from calls.telephony.tokens import stream_params
 from tests.liveserver import free_port
 
 ROOT = Path(__file__).resolve().parents[3]

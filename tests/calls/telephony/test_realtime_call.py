@@ -13,7 +13,7 @@ from agents.models import Persona
 from calls import services
 from calls.models import Call, CallEvent, Turn
 from calls.sandbox.emulators.base import Faults, silence, speech_like
-from tests.calls.telephony.test_consumer import SID, media_msgs, open_stream, wait_for
+from tests.calls.runtime.test_consumer import SID, media_msgs, open_stream, wait_for
 from tests.calls.telephony.test_control import _register_fake_call
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,8 +19,8 @@ from channels.layers import get_channel_layer
 
 from calls import events, services
 from calls.events import control_group
-from calls.live.factory import build_session
 from calls.live.session import CallSession, live_sessions
+from calls.runtime.factory import build_session
 from calls.status import CallStatus
 from calls.telephony import protocol, tokens
 from calls.telephony.protocol import Connected, Dtmf, MarkEcho, Media, Start, Stop

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from calls.pipeline import audio
+from calls.core import audio
 
 with warnings.catch_warnings():  # deprecated, present on 3.11: the reference the tables must match
     warnings.simplefilter("ignore", DeprecationWarning)

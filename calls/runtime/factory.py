@@ -1,4 +1,4 @@
-"""Builds a call's session from the database: persona snapshot, prompt renderer, providers."""
+"""Builds a call's session from the database: persona snapshot, prompt renderer, providers, carrier."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from calls.providers.realtime.openai import RealtimeOptions, websocket_url
 from calls.providers.stt.base import STTOptions
 from calls.providers.tts.base import TTSOptions
 from calls.providers.vad.base import SpeechDetector
+from calls.telephony.actions import TwilioCallActions
 
 
 def tts_options(persona: Persona) -> TTSOptions:
@@ -101,8 +102,9 @@ def build_session(call: Call) -> CallSession:
         transfer_number=spec.transfer_number, greeting=greeting,
         resumed=bool(conversation.messages),
     )  # fmt: skip
+    actions = TwilioCallActions(call.pk, call.twilio_sid)
     if persona.engine == Engine.REALTIME:
-        return CallSession(live, ctx, None, build=_realtime(persona))
+        return CallSession(live, ctx, None, build=_realtime(persona), actions=actions)
     provider_opts = persona.provider_options or {}
     tts_path = settings.PROVIDERS["tts"]["BACKEND"]
     fallback_path = settings.PROVIDERS["tts_fallback"]["BACKEND"]
@@ -122,4 +124,4 @@ def build_session(call: Call) -> CallSession:
         tts_fallback_options=TTSOptions(voice=_voice(persona, fallback_path), language=persona.language),
         llm_model=provider_opts.get("llm_model", ""),
     )  # fmt: skip
-    return CallSession(live, ctx, providers)
+    return CallSession(live, ctx, providers, actions=actions)

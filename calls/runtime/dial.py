@@ -10,19 +10,12 @@ from agents import context as persona_context
 from agents.models import Engine, Persona
 from calls import services
 from calls.live import warmup
-from calls.live.factory import stt_options, tts_options
 from calls.models import Call
+from calls.runtime.factory import stt_options, tts_options
 from calls.status import CallStatus
 from calls.telephony import carrier, tokens, twiml
 
 log = logging.getLogger(__name__)
-
-
-def stream_params(call: Call) -> dict[str, str]:
-    """Custom parameters for a new `<Stream>` of `call`, with a fresh single-use token."""
-    token, nonce = tokens.issue(str(call.uuid))
-    services.stream_grant(call_id=call.pk, nonce=nonce)
-    return {"call": str(call.uuid), "token": token}
 
 
 def call_start(
@@ -50,7 +43,7 @@ def call_start(
             call_uuid=str(call.uuid),
             to=str(call.to_number),
             from_=str(call.from_number),
-            twiml=twiml.connect_stream(stream_params(call)),
+            twiml=twiml.connect_stream(tokens.stream_params(call)),
             time_limit=persona.max_duration_seconds,
             machine_detection=persona.machine_detection,
             record=persona.record_on_carrier,

@@ -12,7 +12,7 @@ from callcenter.asgi import application
 from calls import services
 from calls.models import Call, CallEvent, Turn
 from calls.sandbox.emulators.base import silence, speech_like
-from calls.telephony.dial import stream_params
+from calls.telephony.tokens import stream_params
 
 PATH = "/ws/twilio/media/"
 SID = "MZ" + "a" * 32
@@ -265,7 +265,7 @@ async def test_sends_to_a_socket_that_is_gone_are_dropped():
     follows ends the stream, so the playout's send must not fail the call's tasks meanwhile."""
     from uvicorn.protocols.utils import ClientDisconnected
 
-    from calls.telephony.consumer import MediaStreamConsumer
+    from calls.runtime.consumer import MediaStreamConsumer
 
     sent: list[dict] = []
 
