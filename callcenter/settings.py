@@ -200,6 +200,10 @@ INBOUND_PERSONAS = dict(
 )
 INBOUND_DEFAULT_PERSONA = env("INBOUND_DEFAULT_PERSONA")
 STREAM_TOKEN_TTL_SECONDS = int(env("STREAM_TOKEN_TTL_SECONDS", "120"))
+# A media socket that has not sent a valid `start` this long after the upgrade is closed; at most
+# this many sockets may wait for their `start` at once (more are refused at the upgrade).
+STREAM_START_TIMEOUT_SECONDS = float(env("STREAM_START_TIMEOUT_SECONDS", "3"))
+MAX_PENDING_STREAMS = int(env("MAX_PENDING_STREAMS", "200"))
 
 # --- Providers (dotted paths; each hosted one has an offline twin) ----------------------------
 DEEPGRAM_API_KEY = env("DEEPGRAM_API_KEY")

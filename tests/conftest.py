@@ -96,6 +96,18 @@ def twilio_fake(settings):
     client.reset()
 
 
+@pytest.fixture
+def in_memory_channel_layer(settings):
+    """The in-memory channel layer even when REDIS_URL is set, for in-process consumer tests (the
+    Redis layer is exercised across real processes in tests/calls/telephony/test_cross_process.py)."""
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 class HostedFakes:
     """Deepgram, OpenAI and ElevenLabs emulators, with the settings aimed at them."""
 

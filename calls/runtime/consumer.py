@@ -16,6 +16,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from calls import events, services
 from calls.events import control_group
@@ -39,6 +40,8 @@ MAX_BAD_FRAMES = 20
 MAX_EARLY_FRAMES = 50
 # Stream ends handled after their consumer was cancelled, held until they finish.
 _stopping: set[asyncio.Task] = set()
+# Sockets accepted that have no call yet (no valid `start`): bounded by MAX_PENDING_STREAMS.
+_pending: set[MediaStreamConsumer] = set()
 
 
 def _claim(start: Start) -> CallSession | None:
@@ -71,6 +74,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
     group: str = ""
     stopped: bool = False
     closing: bool = False  # our close went out: frames still queued behind it are dropped
+    _start_timer: asyncio.TimerHandle | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         """Channels' consumer loop without its cost per message (a new task and an
@@ -115,6 +119,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             pass
         finally:
+            self._not_pending()
             if self.session is not None and not self.stopped:
                 # Cancelled before the stream's end was handled (daphne cancels a consumer 10 s
                 # after its socket closed): the call must still be finalised.
@@ -141,7 +146,31 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         self.bad_frames = 0
         self.early_frames = 0
         self.stopped = False
+        if len(_pending) >= settings.MAX_PENDING_STREAMS:
+            log.warning(
+                "media stream refused: %d sockets already wait for their start", len(_pending)
+            )
+            await self.close()  # before accept: the upgrade is refused (HTTP 403)
+            return
+        _pending.add(self)
+        self._start_timer = asyncio.get_running_loop().call_later(
+            settings.STREAM_START_TIMEOUT_SECONDS, self._start_overdue
+        )
         await self.accept()
+
+    def _start_overdue(self) -> None:
+        if self.session is None and not self.closing:
+            task = asyncio.get_running_loop().create_task(
+                self._close(POLICY_VIOLATION, "no start in time")
+            )
+            _stopping.add(task)
+            task.add_done_callback(_stopping.discard)
+
+    def _not_pending(self) -> None:
+        _pending.discard(self)
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+            self._start_timer = None
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closing:  # frames queued behind our close
@@ -177,6 +206,9 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             pass
 
     async def _bad_frame(self, reason: str) -> None:
+        if self.session is None:  # a peer that cannot send a valid `start` is not Twilio
+            await self._close(PROTOCOL_ERROR, f"malformed frame before start: {reason}")
+            return
         self.bad_frames += 1
         log.warning("bad media stream frame (%s): %s", self.stream_sid or "before start", reason)
         if self.bad_frames > MAX_BAD_FRAMES:
@@ -189,6 +221,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         if start.encoding != "audio/x-mulaw" or start.sample_rate != 8000:
             await self._close(POLICY_VIOLATION, f"unsupported media format {start.encoding}")
             return
+        self._not_pending()  # a well-formed start: the claim below decides, however long it takes
         t0 = time.monotonic()
         try:
             session = await events.run_sync(_claim, start)
@@ -209,6 +242,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             log.exception("joining %s failed", self.group)
 
     async def _stop(self, reason: str) -> None:
+        self._not_pending()
         if self.stopped:
             return
         self.stopped = True

@@ -93,8 +93,24 @@ def _media(data: dict, sid: str) -> Media:
         raise ProtocolError("'media.payload' is not valid base64") from None
     if len(audio) > MAX_MEDIA_BYTES:
         raise ProtocolError(f"media payload of {len(audio)} bytes is too large")
-    ts = media.get("timestamp", "0")
-    return Media(sid, audio, int(ts) if isinstance(ts, str | int) and str(ts).isdigit() else 0)
+    return Media(sid, audio, _timestamp(media.get("timestamp", "0")))
+
+
+def _timestamp(value: object) -> int:
+    """Twilio sends milliseconds as a decimal string; anything else (superscripts, floats) is 0."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 15:
+        return int(value)
+    return 0
+
+
+def _sample_rate(value: object) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 6:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1_000_000:
+        return value
+    raise ProtocolError("'start.mediaFormat.sampleRate' must be a positive integer")
 
 
 def _start(data: dict, sid: str) -> Start:
@@ -105,15 +121,26 @@ def _start(data: dict, sid: str) -> Start:
     stream_sid = _str(start, "streamSid", required=False) or sid
     if not _SID.match(stream_sid):
         raise ProtocolError("'streamSid' is missing or malformed")
-    fmt = start.get("mediaFormat") or {}
-    fmt = fmt if isinstance(fmt, dict) else {}
+    fmt = start.get("mediaFormat", {})
+    if not isinstance(fmt, dict):
+        raise ProtocolError("'start.mediaFormat' must be an object")
+    encoding = fmt.get("encoding", "audio/x-mulaw")
+    if not isinstance(encoding, str):
+        raise ProtocolError("'start.mediaFormat.encoding' must be a string")
+    call_sid = _str(start, "callSid", required=False)
+    account_sid = _str(start, "accountSid", required=False)
+    for name, value in (("callSid", call_sid), ("accountSid", account_sid)):
+        if value and not _SID.match(value):
+            raise ProtocolError(f"'start.{name}' is malformed")
+    if any(not isinstance(v, str | int | float) for v in params.values()):
+        raise ProtocolError("'start.customParameters' values must be strings")
     return Start(
         stream_sid=stream_sid,
-        call_sid=_str(start, "callSid", required=False),
-        account_sid=_str(start, "accountSid", required=False),
+        call_sid=call_sid,
+        account_sid=account_sid,
         params={str(k): str(v) for k, v in params.items()},
-        encoding=str(fmt.get("encoding", "audio/x-mulaw")),
-        sample_rate=int(fmt.get("sampleRate", 8000) or 8000),
+        encoding=encoding,
+        sample_rate=_sample_rate(fmt.get("sampleRate", 8000)),
     )
 
 

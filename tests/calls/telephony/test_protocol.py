@@ -55,3 +55,48 @@ def test_each_event_parses_to_its_message():
 def test_what_is_not_the_protocol_is_a_clear_error(text, error):
     with pytest.raises(ProtocolError, match=error):
         protocol.parse(text)
+
+
+def start(**fields) -> str:
+    body = {"streamSid": SID, "callSid": "CA1", "customParameters": {"token": "t"},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}}  # fmt: skip
+    for key, value in fields.items():
+        if key in ("encoding", "sampleRate"):
+            body["mediaFormat"] = {**body["mediaFormat"], key: value}
+        else:
+            body[key] = value
+    return json.dumps({"event": "start", "streamSid": SID, "start": body})
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (start(sampleRate="x"), "sampleRate"),
+        (start(sampleRate="²"), "sampleRate"),
+        (start(sampleRate=-8000), "sampleRate"),
+        (start(sampleRate=True), "sampleRate"),
+        (start(sampleRate=8000.5), "sampleRate"),
+        (start(sampleRate="9" * 40), "sampleRate"),
+        (start(sampleRate=None), "sampleRate"),
+        (start(encoding=["audio/x-mulaw"]), "encoding"),
+        (start(mediaFormat="mulaw"), "mediaFormat"),
+        (start(callSid="CA1\nforged log line"), "callSid"),
+        (start(accountSid={"a": 1}), "accountSid"),
+        (start(customParameters={"token": {"nested": 1}}), "customParameters"),
+        (start(customParameters=["token"]), "customParameters"),
+        (start(streamSid="MZ/../x"), "streamSid"),
+    ],
+)
+def test_every_malformed_start_value_is_a_protocol_error(text, error):
+    with pytest.raises(ProtocolError, match=error):
+        protocol.parse(text)
+
+
+@pytest.mark.parametrize("timestamp", ["²", "1.5", "-4", "", None, [], "9" * 40, True])
+def test_a_malformed_media_timestamp_reads_as_zero(timestamp):
+    frame = media(base64.b64encode(bytes(160)).decode(), timestamp=timestamp)
+    assert protocol.parse(frame).timestamp_ms == 0
+
+
+def test_a_start_given_the_sample_rate_as_a_string_parses():
+    assert protocol.parse(start(sampleRate="8000")).sample_rate == 8000
