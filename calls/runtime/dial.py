@@ -13,7 +13,7 @@ from calls.live import warmup
 from calls.models import Call
 from calls.runtime.factory import stt_options, tts_options
 from calls.status import CallStatus
-from calls.telephony import carrier, tokens, twiml
+from calls.telephony import carrier
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ def call_start(
             call_uuid=str(call.uuid),
             to=str(call.to_number),
             from_=str(call.from_number),
-            twiml=twiml.connect_stream(tokens.stream_params(call)),
             time_limit=persona.max_duration_seconds,
             machine_detection=persona.machine_detection,
             record=persona.record_on_carrier,

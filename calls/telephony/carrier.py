@@ -43,21 +43,28 @@ def status_callback_url(call_uuid: str) -> str:
     return f"{settings.PUBLIC_BASE_URL}{reverse('twilio-status')}?call={call_uuid}"
 
 
+def answer_url(call_uuid: str) -> str:
+    """Where the carrier fetches what to do once the callee answers: the stream and its token."""
+    return f"{settings.PUBLIC_BASE_URL}{reverse('twilio-answer')}?call={call_uuid}"
+
+
 def create_call(
     *,
     call_uuid: str,
     to: str,
     from_: str,
-    twiml: str,
     time_limit: int | None = None,
     machine_detection: bool = False,
     record: bool = False,
 ) -> str:
-    """Place a call; returns the call SID or raises CarrierError."""
+    """Place a call; returns the call SID or raises CarrierError. Once answered, the carrier
+    asks `answer_url` for the stream: its token is issued then, not while the call waits in
+    the carrier's queue (calls per second) or rings."""
     kwargs: dict[str, object] = {
         "to": to,
         "from_": from_,
-        "twiml": twiml,
+        "url": answer_url(call_uuid),
+        "method": "POST",
         "status_callback": status_callback_url(call_uuid),
         "status_callback_event": STATUS_EVENTS,
         "status_callback_method": "POST",

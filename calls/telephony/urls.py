@@ -6,5 +6,6 @@ from calls.telephony import webhooks
 
 urlpatterns = [
     path("voice/", webhooks.voice, name="twilio-voice"),
+    path("answer/", webhooks.answer, name="twilio-answer"),
     path("status/", webhooks.status, name="twilio-status"),
 ]

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from agents.models import Persona
 from calls import services
 from calls.models import Call, Direction
-from calls.status import CallStatus, IllegalTransition
+from calls.status import TERMINAL, CallStatus, IllegalTransition
 from calls.telephony import twiml
 from calls.telephony.signature import twilio_signed
 from calls.telephony.tokens import stream_params
@@ -40,8 +40,8 @@ def voice(request: HttpRequest) -> HttpResponse:
     """An incoming call: store it and answer with `<Connect><Stream>`."""
     sid, to, from_ = (request.POST.get(k, "") for k in ("CallSid", "To", "From"))
     existing = Call.objects.filter(twilio_sid=sid).first() if sid else None
-    if existing:  # Twilio retried the webhook: answer the same call again
-        return _xml(twiml.connect_stream(stream_params(existing)))
+    if existing:  # Twilio retried the webhook (our answer never reached it), or a replay
+        return _stream_or_refuse(existing)
     persona = _inbound_persona(to)
     if persona is None:
         log.error("inbound call %s to %s rejected: no persona configured", sid, to)
@@ -55,6 +55,32 @@ def voice(request: HttpRequest) -> HttpResponse:
         log.warning("inbound call %s rejected: %s", sid, exc)
         return _xml(twiml.reject())
     return _xml(twiml.connect_stream(stream_params(call)))
+
+
+def _stream_or_refuse(call: Call) -> HttpResponse:
+    """A new stream token for a call whose stream has not started; none for one that has (a
+    replayed webhook must not open a second stream) or that has ended."""
+    if call.stream_sid or call.status in TERMINAL:
+        log.warning("voice webhook for call %s refused: its stream already started", call.uuid)
+        return _xml(twiml.hang_up())
+    return _xml(twiml.connect_stream(stream_params(call)))
+
+
+@csrf_exempt
+@require_POST
+@twilio_signed
+def answer(request: HttpRequest) -> HttpResponse:
+    """An outbound call was answered: connect its media stream, with a token issued now."""
+    try:
+        call = Call.objects.filter(uuid=request.GET.get("call", "")).first()
+    except ValidationError:
+        call = None
+    sid = request.POST.get("CallSid", "")
+    if call is None or (sid and call.twilio_sid and sid != call.twilio_sid):
+        log.warning("answer webhook for an unknown call refused: call=%s sid=%s",
+                    request.GET.get("call"), sid)  # fmt: skip
+        return _xml(twiml.hang_up())
+    return _stream_or_refuse(call)
 
 
 def _int(value: str) -> int | None:

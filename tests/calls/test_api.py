@@ -43,10 +43,9 @@ def test_start_call_dials_through_the_carrier(api, myra, twilio_fake):
         sent.get("StatusCallback") == f"https://calls.example.com/twilio/status/?call={call.uuid}"
     )
     assert sent.get("TimeLimit") == "600" and sent.get("MachineDetection") == "Enable"
-    twiml = sent.get("Twiml")
-    assert '<Stream url="wss://calls.example.com/ws/twilio/media/">' in twiml
-    assert f'<Parameter name="call" value="{call.uuid}" />' in twiml
-    assert '<Parameter name="token"' in twiml and call.stream_nonce
+    # The stream and its token come from the answer webhook, once the callee answers.
+    assert sent.get("Url") == f"https://calls.example.com/twilio/answer/?call={call.uuid}"
+    assert sent.get("Method") == "POST" and not sent.get("Twiml") and not call.stream_nonce
 
 
 @pytest.mark.django_db
