@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from calls import services
 from calls.models import Call, CallEvent, Turn
 
 
@@ -50,3 +51,9 @@ class CallAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def delete_model(self, request, obj: Call) -> None:
+        services.calls_delete(Call.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request, queryset) -> None:
+        services.calls_delete(queryset)

@@ -11,7 +11,7 @@ from uuid import UUID
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from agents import context as persona_context
@@ -170,6 +170,23 @@ def call_end(*, call_id: int, reason: str, failed: bool = False) -> Call:
             status = CallStatus.CANCELED
         call, _ = call_set_status(call_id=call_id, status=status, reason=reason)
     return call
+
+
+def calls_delete(calls: QuerySet[Call]) -> int:
+    """Delete calls with their turns, events and recordings; a recording file goes only once the
+    rows are gone (a delete that rolls back keeps its audio). Returns how many calls."""
+    with transaction.atomic():
+        files = [c.recording.name for c in calls.exclude(recording="").only("recording")]
+        count = calls.count()
+        calls.delete()
+        transaction.on_commit(lambda: _delete_files(files))
+    return count
+
+
+def _delete_files(names: Sequence[str]) -> None:
+    storage = Call._meta.get_field("recording").storage
+    for name in names:
+        storage.delete(name)
 
 
 @atomic_write
