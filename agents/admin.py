@@ -29,7 +29,7 @@ class PersonaAdmin(admin.ModelAdmin):
         ("Conversation", {"fields": ["system_prompt", "first_message", "goodbye", "variables", "stages"]}),
         ("Preview (sample variables)", {"fields": ["prompt_preview", "greeting_preview"]}),
         ("Call handling", {"fields": [
-            "tools", "transfer_number", "max_duration_seconds", "silence_timeout_seconds",
+            "tools", "transfer_number", "transfer_destinations", "max_duration_seconds", "silence_timeout_seconds",
             "machine_detection", "record_on_carrier",
         ]}),
         ("Data and providers", {"fields": ["extraction_schema", "voices", "provider_options"]}),

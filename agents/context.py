@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from agents import prompts
 from agents.models import Persona
-from calls.core.persona import QA, PersonaSpec, Stage
+from calls.core.persona import QA, PersonaSpec, Stage, TransferDestination
 
 
 def template_values(
@@ -70,5 +70,9 @@ def persona_spec(persona: Persona, variables: Mapping[str, object]) -> PersonaSp
         qa=tuple(QA(q.question, q.answer) for q in persona.qa_entries.all()),
         tools=tuple(persona.tools),
         transfer_number=str(persona.transfer_number or ""),
+        transfer_destinations=tuple(
+            TransferDestination(d["name"], d["number"], d.get("description", ""))
+            for d in persona.transfer_destinations
+        ),
         variables=dict(variables),
     )

@@ -7,18 +7,12 @@ from django.db import models
 from phonenumber_field.modelfields import PhoneNumberField
 
 from agents import validation
+from calls.pipeline.tools import persona_tools
 
 
 class Engine(models.TextChoices):
     PIPELINE = "pipeline", "STT -> LLM -> TTS"
     REALTIME = "realtime", "Speech-to-speech (OpenAI Realtime)"
-
-
-class Tool(models.TextChoices):
-    END_CALL = "end_call", "End call"
-    TRANSFER_CALL = "transfer_call", "Transfer call"
-    PRESS_DIGITS = "press_digits", "Press digits (DTMF)"
-    REQUEST_SUPERVISOR = "request_supervisor", "Ask a supervisor"
 
 
 class Persona(models.Model):
@@ -47,8 +41,18 @@ class Persona(models.Model):
     stages = models.JSONField(
         default=list, blank=True, help_text='Ordered: [{"name": "intro", "description": "..."}]'
     )
-    tools = models.JSONField(default=list, blank=True, help_text=f"Subset of {Tool.values}")
-    transfer_number = PhoneNumberField(blank=True)
+    tools = models.JSONField(
+        default=list, blank=True, help_text=f"Subset of {list(persona_tools())}"
+    )
+    transfer_number = PhoneNumberField(
+        blank=True, help_text="The default transfer destination (transfer_call with no name)."
+    )
+    transfer_destinations = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Named numbers the agent may transfer to; the model sees only the names: "
+        '[{"name": "sales", "number": "+14155550142", "description": "New orders"}]',
+    )
     max_duration_seconds = models.PositiveIntegerField(default=600)
     silence_timeout_seconds = models.PositiveIntegerField(default=10)
     machine_detection = models.BooleanField(
@@ -81,9 +85,10 @@ class Persona(models.Model):
         return f"{self.name} ({self.agent_name})"
 
     def clean(self) -> None:
-        errors = validation.persona_errors(self, tools=Tool.values)
+        errors = validation.persona_errors(self, tools=list(persona_tools()))
         if errors:
             raise ValidationError(errors)
+        self.transfer_destinations = validation.normalized_destinations(self.transfer_destinations)
 
     @property
     def variable_names(self) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import phonenumbers
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 
@@ -49,6 +50,55 @@ def _tools_errors(tools: object, known: Sequence[str]) -> list[str]:
     return [f"unknown tool '{t}'; choose from {list(known)}" for t in tools if t not in known]
 
 
+DESTINATION_KEYS = {"name", "number", "description"}
+MAX_DESTINATION_NAME = 64
+
+
+def _e164(number: object) -> str | None:
+    """`number` in E.164 form, or None if it is not a valid number written with its country code."""
+    if not isinstance(number, str) or not number.strip().startswith("+"):
+        return None
+    try:
+        parsed = phonenumbers.parse(number.strip(), None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _destinations_errors(destinations: object) -> list[str]:
+    if not isinstance(destinations, list):
+        return ["must be a list of {name, number, description} objects"]
+    errors, seen = [], set()
+    for i, item in enumerate(destinations):
+        if not isinstance(item, dict):
+            errors.append(f"item {i}: must be a {{name, number, description}} object")
+            continue
+        if unknown := sorted(set(item) - DESTINATION_KEYS):
+            errors.append(f"item {i}: unknown key(s) {', '.join(unknown)}")
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_DESTINATION_NAME:
+            errors.append(f"item {i}: needs a 'name' of 1 to {MAX_DESTINATION_NAME} characters")
+        elif name in seen:
+            errors.append(f"destination '{name}' is declared twice")
+        seen.add(name)
+        if _e164(item.get("number")) is None:
+            errors.append(f"item {i}: 'number' must be a valid number in E.164 format, "
+                          "e.g. +14155550100")  # fmt: skip
+        if not isinstance(item.get("description", ""), str):
+            errors.append(f"item {i}: 'description' must be text")
+    return errors
+
+
+def normalized_destinations(destinations: list[dict]) -> list[dict]:
+    """Valid destinations (see `_destinations_errors`) with their numbers in E.164 form."""
+    return [
+        {"name": d["name"], "number": _e164(d["number"]), "description": d.get("description", "")}
+        for d in destinations
+    ]
+
+
 def _schema_errors(schema: object) -> list[str]:
     if not isinstance(schema, dict):
         return ["must be a JSON Schema object"]
@@ -69,6 +119,7 @@ def persona_errors(persona: Persona, *, tools: Sequence[str]) -> dict[str, list[
         "variables": _variables_errors(persona.variables),
         "stages": _stages_errors(persona.stages),
         "tools": _tools_errors(persona.tools, tools),
+        "transfer_destinations": _destinations_errors(persona.transfer_destinations),
         "extraction_schema": _schema_errors(persona.extraction_schema),
     }
     for field, msgs in checks.items():

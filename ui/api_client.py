@@ -42,6 +42,7 @@ class Persona(TypedDict, total=False):
     stages: list[dict[str, str]]
     tools: list[str]
     transfer_number: str
+    transfer_destinations: list[dict[str, str]]
     engine: str
     qa_entries: list[dict[str, str]]
     prompt_preview: str

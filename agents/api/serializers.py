@@ -25,7 +25,7 @@ class PersonaSerializer(serializers.ModelSerializer):
         fields = [
             "id", "slug", "name", "agent_name", "role", "company", "language", "system_prompt",
             "first_message", "goodbye", "variables", "required_variables", "stages", "tools",
-            "transfer_number", "max_duration_seconds", "silence_timeout_seconds", "machine_detection",
+            "transfer_number", "transfer_destinations", "max_duration_seconds", "silence_timeout_seconds", "machine_detection",
             "record_on_carrier", "extraction_schema", "voices", "provider_options", "engine",
             "qa_entries", "prompt_preview", "created_at", "updated_at",
         ]  # fmt: skip

@@ -18,6 +18,15 @@ class Stage:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferDestination:
+    """A named number the agent may transfer a caller to (the model only ever sees the name)."""
+
+    name: str
+    number: str  # E.164
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class PersonaSpec:
     """A plain snapshot of a persona, so providers and the pipeline never touch the ORM."""
 
@@ -29,5 +38,6 @@ class PersonaSpec:
     stages: tuple[Stage, ...] = ()
     qa: tuple[QA, ...] = ()
     tools: tuple[str, ...] = ()
-    transfer_number: str = ""
+    transfer_number: str = ""  # the default transfer destination
+    transfer_destinations: tuple[TransferDestination, ...] = ()
     variables: dict = field(default_factory=dict)

@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -40,10 +40,13 @@ from calls.pipeline.playout import Transport
 from calls.pipeline.processor import Pipeline
 from calls.pipeline.recorder import StereoRecorder
 from calls.pipeline.stacks import await_chain
+from calls.pipeline.tools import run_in_session
 
 log = logging.getLogger(__name__)
 # After a `stop` we caused (digits pressed), wait this long for the new stream before finalising.
 RECONNECT_GRACE_S = 15.0
+# A finalisation waits this long at most for a transfer request in flight to be answered.
+TRANSFER_WAIT_S = 10.0
 # A finalisation still running after this long is logged with where it waits.
 SLOW_FINALISE_S = 30.0
 
@@ -60,7 +63,6 @@ class LiveCall:
     id: int
     uuid: str
     twilio_sid: str
-    transfer_number: str
     greeting: str
     resumed: bool  # turns already exist: a reconnected stream, no greeting
 
@@ -69,6 +71,8 @@ PipelineBuilder = Callable[..., Pipeline]
 
 
 class CallSession:
+    """Implements calls.pipeline.tools.SessionEnv: the tools the session runs act through it."""
+
     def __init__(
         self,
         call: LiveCall,
@@ -96,6 +100,7 @@ class CallSession:
         self._hangup_reason = ""  # ours, kept over the stream stop our own hang-up causes
         self._reconnect_timer: asyncio.TimerHandle | None = None
         self._actions: set[asyncio.Task] = set()
+        self._transfers: set[asyncio.Task] = set()  # carrier requests the finalisation waits for
 
     # --- life cycle ---------------------------------------------------------------------------
     async def attach(self, transport: Transport) -> None:
@@ -180,7 +185,6 @@ class CallSession:
                         self.call.uuid, SLOW_FINALISE_S, await_chain(self._finish))  # fmt: skip
 
     async def _final_writes(self, reason: str) -> None:
-        reason = self._hangup_reason or reason
         live_sessions.pop(self.call.uuid, None)
         if self.pipeline is not None:
             await self.pipeline.stop()
@@ -189,6 +193,9 @@ class CallSession:
         for task in list(self._actions):
             if task is not current:
                 task.cancel()
+        if self._transfers:  # its outcome decides the end reason
+            await asyncio.wait(list(self._transfers), timeout=TRANSFER_WAIT_S)
+        reason = self._hangup_reason or reason
         self.persister.write(
             services.event_record, call_id=self.call.id, type=EventType.STREAM,
             payload={"event": "stop", "reason": reason},
@@ -236,21 +243,9 @@ class CallSession:
         self._actions.add(task)
         task.add_done_callback(self._actions.discard)
 
-    # --- actions ------------------------------------------------------------------------------
+    # --- actions (calls.pipeline.tools.SessionEnv: the tools run by the session use these) --
     async def _run_tool(self, request: ToolRequest) -> None:
-        args = request.arguments
-        try:
-            if request.name == "transfer_call":
-                result = await self.transfer(str(args.get("to") or self.call.transfer_number))
-            elif request.name == "press_digits":
-                result = await self.press_digits(str(args.get("digits", "")))
-            elif request.name == "request_supervisor":
-                result = {"ok": False, "error": "no supervisor is available; answer yourself"}
-            else:
-                result = {"ok": False, "error": f"unknown tool {request.name}"}
-        except Exception as exc:
-            log.warning("tool %s failed: %s", request.name, exc)
-            result = {"ok": False, "error": str(exc)}
+        result = await run_in_session(self, request)
         if self.pipeline is not None:
             await self.pipeline.send(ToolResult(request.call_id, request.name, result))
 
@@ -267,10 +262,25 @@ class CallSession:
         await self.finalise(reason)
 
     async def transfer(self, number: str) -> dict:
+        """Hand the caller to `number` (the persona's or the operator's, never the model's)."""
         if not number:
             return {"ok": False, "error": "no transfer number configured"}
         number = await sync_to_async(services.normalize_number)(number)
-        await self.actions.transfer(number)
+        # The carrier stops the stream before its API call returns, and the finalisation that
+        # follows cancels the tool that asked: the request runs in a task of its own, which the
+        # finalisation waits for, so that its outcome is what the call records.
+        task = asyncio.get_running_loop().create_task(self._transfer(number))
+        self._transfers.add(task)
+        task.add_done_callback(self._transfers.discard)
+        return await asyncio.shield(task)
+
+    async def _transfer(self, number: str) -> dict:
+        previous, self._hangup_reason = self._hangup_reason, f"transferred to {number}"
+        try:
+            await self.actions.transfer(number)
+        except BaseException:
+            self._hangup_reason = previous
+            raise
         self.persister.write(
             services.event_record, call_id=self.call.id, type=EventType.CONTROL,
             payload={"action": "transferred", "to": number},
@@ -294,18 +304,25 @@ class CallSession:
             await self.pipeline.send(Interrupt("override"))
             await self.pipeline.send(Say(text, kind="supervisor"))
 
+    async def ask_supervisor(self, question: str) -> dict:
+        return {"ok": False, "error": "no supervisor is available; answer yourself"}
+
     async def control(self, action: str, args: dict) -> None:
         """A request from the API (any process), relayed through the channel layer."""
-        if action == "hangup":
-            await self.finalise(str(args.get("reason") or "hung up by operator"))
-        elif action == "say":
-            await self.say(str(args.get("text", "")))
-        elif action == "transfer":
-            await self.transfer(str(args.get("to", "")))
-        elif action == "press_digits":
-            await self.press_digits(str(args.get("digits", "")))
-        else:
+        handler = self._controls.get(action)
+        if handler is None:
             log.warning("unknown control action %r for %s", action, self.call.uuid)
+            return
+        await handler(args)
+
+    @property
+    def _controls(self) -> dict[str, Callable[[dict], Awaitable[object]]]:
+        return {
+            "hangup": lambda a: self.finalise(str(a.get("reason") or "hung up by operator")),
+            "say": lambda a: self.say(str(a.get("text", ""))),
+            "transfer": lambda a: self.transfer(str(a.get("to", ""))),
+            "press_digits": lambda a: self.press_digits(str(a.get("digits", ""))),
+        }
 
 
 class _Relay:

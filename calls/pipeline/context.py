@@ -1,10 +1,11 @@
-"""Per-call conversation state shared by the processors: history, stage, options, metrics."""
+"""Per-call conversation state shared by the processors: history, stage, options, metrics, reply ids."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from calls.core.persona import PersonaSpec
@@ -85,6 +86,12 @@ class CallContext:
     agent_speaking: bool = False
     # Per reply: monotonic timestamps of each latency milestone, filled in as the reply goes.
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    # Numbers every reply of the call (the LLM's, a Say's, a realtime response) in one sequence.
+    _reply_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1), init=False,
+                                      repr=False)  # fmt: skip
+
+    def next_reply_id(self) -> int:
+        return next(self._reply_ids)
 
     def llm_messages(self) -> list[dict]:
         return [

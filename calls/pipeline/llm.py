@@ -7,7 +7,6 @@ Interrupt  -> cancels the reply in flight (history keeps what was said so far)
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 
@@ -22,16 +21,13 @@ from calls.pipeline.frames import (
     ReplyStarted,
     StageChanged,
     TextChunk,
-    ToolRequest,
     ToolResult,
 )
 from calls.pipeline.processor import Processor
-from calls.pipeline.tools import FOLLOW_UP
+from calls.pipeline.tools import ToolRunner
 from calls.providers.llm.base import LLMDone, LLMProvider, LLMRequest, TextDelta, ToolCall
 
 log = logging.getLogger(__name__)
-reply_ids = itertools.count(1)
-TOOL_RESULT_TIMEOUT_S = 10.0
 
 
 class LLMProcessor(Processor):
@@ -42,13 +38,13 @@ class LLMProcessor(Processor):
         self.model = model
         self._reply: asyncio.Task | None = None
         self._reply_id = 0
-        self._results: dict[str, asyncio.Future] = {}
+        self.tools = ToolRunner(self, self.push)
 
     async def process(self, frame: Frame) -> None:
         if isinstance(frame, CallerTurn):
             await self._cancel()
             self.ctx.conversation.add_caller(frame.text)
-            reply_id = self._reply_id = next(reply_ids)
+            reply_id = self._reply_id = self.ctx.next_reply_id()
             self.ctx.metrics[reply_id] = {
                 "speech_end": frame.speech_end,
                 "stt_final": frame.stt_final,
@@ -56,9 +52,7 @@ class LLMProcessor(Processor):
             self._reply = self.spawn(self._respond(reply_id), f"reply-{reply_id}")
             return
         if isinstance(frame, ToolResult):
-            future = self._results.pop(frame.call_id, None)
-            if future and not future.done():
-                future.set_result(frame.result)
+            self.tools.resolve(frame)
             return
         if isinstance(frame, Interrupt):
             await self._cancel()
@@ -77,22 +71,29 @@ class LLMProcessor(Processor):
         await self.push(ReplyStarted(reply_id))
         spoken: list[str] = []
         end_call = False
+        unanswered: list[ToolCall] = []  # in the history, their results not yet
         try:
             for _step in range(self.ctx.options.max_tool_steps):
                 calls = await self._one_completion(reply_id, spoken)
                 if calls is None:  # failed: the fallback line was spoken
                     break
-                follow_up = False
+                follow_up, unanswered = False, list(calls)
                 for call in calls:
-                    if call.name == "end_call":  # run by the pipeline itself, but on record
-                        end_call = True
-                        payload = {"name": call.name, "arguments": call.arguments}
-                        await self.push(EventRecord("tool_call", payload))
-                    else:
-                        follow_up |= await self._run_tool(reply_id, call)
+                    await self.tools.record(call.name, call.arguments)
+                    result = await self.tools.run(reply_id, call.id, call.name, call.arguments)
+                    self.ctx.conversation.add_tool_result(call.id, result)
+                    unanswered.remove(call)
+                    spec = self.tools.spec(call.name)
+                    if spec is not None:
+                        follow_up |= spec.follow_up
+                        end_call |= spec.ends_call
                 if not follow_up or end_call:
                     break
         except asyncio.CancelledError:
+            for call in unanswered:  # every tool call needs its result before the next request
+                self.ctx.conversation.add_tool_result(
+                    call.id, {"ok": False, "error": "interrupted"}
+                )
             self._remember(reply_id, spoken)
             raise
         said = spoken or any(
@@ -163,31 +164,6 @@ class LLMProcessor(Processor):
             reply_id=reply_id,
         )
         spoken.clear()
-        for c in calls:
-            if c.name == "end_call":
-                self.ctx.conversation.add_tool_result(c.id, {"ok": True})
 
-    async def _run_tool(self, reply_id: int, call: ToolCall) -> bool:
-        """Run one tool; True if the LLM should continue with its result."""
-        await self.push(EventRecord("tool_call", {"name": call.name, "arguments": call.arguments}))
-        if call.name == "set_stage":
-            stage = str(call.arguments.get("stage", ""))
-            known = {s.name for s in self.ctx.persona.stages}
-            ok = stage in known
-            if ok and stage != self.ctx.conversation.stage:
-                self.ctx.conversation.stage = stage
-                await self.push(StageChanged(stage))
-            result = {"ok": ok} if ok else {"ok": False, "error": f"unknown stage {stage!r}"}
-        else:
-            future = asyncio.get_running_loop().create_future()
-            self._results[call.id] = future
-            await self.push(ToolRequest(reply_id, call.id, call.name, call.arguments))
-            try:  # not `wait_for`: on 3.11 it drops a cancellation that lands with the result
-                async with asyncio.timeout(TOOL_RESULT_TIMEOUT_S):
-                    result = await future
-            except TimeoutError:
-                result = {"ok": False, "error": "timed out"}
-            finally:
-                self._results.pop(call.id, None)
-        self.ctx.conversation.add_tool_result(call.id, result)
-        return call.name in FOLLOW_UP
+    async def stage_changed(self, stage: str) -> None:
+        await self.push(StageChanged(stage))

@@ -28,7 +28,6 @@ from calls.pipeline.frames import (
     TextChunk,
     ToolRequest,
 )
-from calls.pipeline.llm import reply_ids
 from calls.pipeline.processor import Processor
 from calls.providers.tts.base import TTSOptions, TTSProvider
 
@@ -109,7 +108,7 @@ class TTSProcessor(Processor):
             await self.push(frame)
 
     def _enqueue_say(self, say: Say) -> None:
-        reply_id = next(reply_ids)
+        reply_id = self.ctx.next_reply_id()
         self.ctx.conversation.add_agent(say.text, reply_id=reply_id)
         chunker = TextChunker(first_clause_words=10_000)  # whole sentences: cached lines repeat
         for piece in [*chunker.push(say.text + " "), *chunker.flush()]:

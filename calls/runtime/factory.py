@@ -98,8 +98,7 @@ def build_session(call: Call) -> CallSession:
     )  # fmt: skip
     greeting = call.welcome_message or spec.greeting
     live = LiveCall(
-        id=call.pk, uuid=str(call.uuid), twilio_sid=call.twilio_sid,
-        transfer_number=spec.transfer_number, greeting=greeting,
+        id=call.pk, uuid=str(call.uuid), twilio_sid=call.twilio_sid, greeting=greeting,
         resumed=bool(conversation.messages),
     )  # fmt: skip
     actions = TwilioCallActions(call.pk, call.twilio_sid)

@@ -63,7 +63,8 @@ def details(api: ApiClient, persona: Persona) -> None:
             {
                 k: persona.get(k)
                 for k in (
-                    "engine", "tools", "transfer_number", "max_duration_seconds",
+                    "engine", "tools", "transfer_number", "transfer_destinations",
+                    "max_duration_seconds",
                     "silence_timeout_seconds", "machine_detection", "record_on_carrier",
                     "voices", "provider_options", "extraction_schema",
                 )

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from calls.core.persona import PersonaSpec, Stage
-from calls.pipeline import llm as llm_module
 from calls.pipeline.context import CallContext, PipelineOptions
 from calls.pipeline.frames import (
     CallerTurn,
@@ -207,9 +206,9 @@ async def test_transfer_and_digits_are_requested_and_their_result_goes_into_hist
     await h.stop()
 
 
-async def test_a_tool_result_that_never_comes_times_out(monkeypatch):
-    monkeypatch.setattr(llm_module, "TOOL_RESULT_TIMEOUT_S", 0.05)
+async def test_a_tool_result_that_never_comes_times_out():
     h = Harness([ToolCall("c2", "press_digits", {"digits": "3"})])
+    h.llm.tools.timeout_s = 0.05
     await h.turn("Press three.")
     assert json.loads(h.history[-1]["content"]) == {"ok": False, "error": "timed out"}
     assert h.of(ReplyDone)
