@@ -11,10 +11,6 @@ def call_list() -> QuerySet[Call]:
     return Call.objects.select_related("persona").order_by("-created_at", "-id")
 
 
-def call_get(*, uuid: str) -> Call:
-    return call_list().get(uuid=uuid)
-
-
 def turn_list(*, call: Call, after: int = 0) -> QuerySet[Turn]:
     return Turn.objects.filter(call=call, seq__gt=after).order_by("seq")
 

@@ -311,7 +311,8 @@ class ApiClient:
         # whatever host the server (maybe behind a proxy) put in the URL.
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        # Accept */*: the API negotiates JSON renderers only, so "audio/wav" would get a 406.
+        # The file comes as audio/wav whatever is accepted; with */* an error comes labelled
+        # application/json (asked for audio/wav, the API labels its JSON error audio/wav).
         return self._request("GET", path, headers={"Accept": "*/*"}).content
 
 

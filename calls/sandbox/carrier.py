@@ -138,9 +138,6 @@ class SandboxCarrier:
         return self._voices[name]
 
     # --- inspecting calls ---------------------------------------------------------------------
-    def calls_to(self, to: str) -> list[SimCall]:
-        return [c for c in self.calls.values() if c.state.to == to]
-
     async def wait_ended(self, sid: str, limit: float = 30.0) -> SimCall:
         """The call once it has ended and its last status callback has been delivered."""
         call = self.calls[sid]
