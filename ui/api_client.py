@@ -95,6 +95,18 @@ class Page(TypedDict):
     results: list[Call]
 
 
+class CallStats(TypedDict):
+    """`GET /api/calls/stats/`: the KPIs, defined once, by the server."""
+
+    calls: int
+    decided: int
+    answered: int
+    answered_rate: float | None
+    avg_duration: float | None
+    median_voice_to_voice_ms: float | None
+    turns_measured: int
+
+
 class ChatReply(TypedDict, total=False):
     reply: str
     tool_calls: list[dict[str, Any]]
@@ -267,6 +279,10 @@ class ApiClient:
     def iter_calls(self, filters: Mapping[str, Any] | None = None) -> Iterator[Call]:
         """Every call matching `filters`, across all pages."""
         return self._pages("/api/calls/", _clean(filters))
+
+    def call_stats(self, filters: Mapping[str, Any] | None = None) -> CallStats:
+        """The KPIs over the calls `filters` select (the same filters as `calls`)."""
+        return self._json("GET", "/api/calls/stats/", params=_clean(filters))
 
     def call(self, call_id: str) -> Call:
         return self._json("GET", f"/api/calls/{call_id}/")
