@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
+from calls.core import patches
 from calls.providers.stt.base import (
     SpeechStarted,
     STTError,
@@ -34,24 +34,11 @@ try:
     )
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "DeepgramSTT needs the Deepgram SDK: pip install 'deepgram-sdk>=7.16,<8'"
+        "DeepgramSTT needs the Deepgram SDK: pip install deepgram-sdk==7.16.0"
     ) from exc
 
 log = logging.getLogger(__name__)
-
-
-def _listen_without_compression() -> None:
-    """deepgram-sdk 7 opens the listen socket with websockets' default permessage-deflate and
-    has no option for it: each 20 ms frame of mu-law, which barely compresses, is deflated
-    (9 % of a call's CPU in `make load`). Its module-level connect function is wrapped once."""
-    from deepgram.listen.v1 import client
-
-    connect = client.websockets_client_connect
-    if not isinstance(connect, functools.partial):
-        client.websockets_client_connect = functools.partial(connect, compression=None)
-
-
-_listen_without_compression()
+patches.deepgram_listen_uncompressed()  # each 20 ms frame goes out as it is, not deflated
 
 BYTES_PER_S = 8000  # 8 kHz mono mu-law
 # Queued audio joined into one message (when the send loop fell behind) up to this size: 250 ms.
