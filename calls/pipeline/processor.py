@@ -104,4 +104,3 @@ class Pipeline:
                 await p.stop()
             except Exception:
                 log.exception("stopping %s failed", type(p).__name__)
-
