@@ -10,6 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from calls.core import patches
+from calls.providers.deepgram_client import (
+    ApiError,
+    AsyncDeepgramClient,
+    deepgram_client,
+    describe,
+)
 from calls.providers.stt.base import (
     SpeechStarted,
     STTError,
@@ -23,9 +29,6 @@ from calls.providers.stt.base import (
 from calls.providers.stt.send_buffer import SendBuffer
 
 try:
-    from deepgram import AsyncDeepgramClient
-    from deepgram.core.api_error import ApiError
-    from deepgram.environment import DeepgramClientEnvironment
     from deepgram.listen.v1.types import (
         ListenV1Error,
         ListenV1Results,
@@ -52,31 +55,6 @@ class DeepgramConnectError(ConnectionError):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
-
-
-def deepgram_client(*, api_key: str, base_url: str = "", **kw: Any) -> AsyncDeepgramClient:
-    """An AsyncDeepgramClient; `base_url` (http(s):// or ws(s)://host[:port]) replaces all hosts."""
-    if base_url:
-        scheme, sep, rest = base_url.rstrip("/").partition("://")
-        if not sep:
-            scheme, rest = "https", scheme
-        secure = scheme in ("https", "wss")
-        http, ws = ("https", "wss") if secure else ("http", "ws")
-        kw["environment"] = DeepgramClientEnvironment(
-            base=f"{http}://{rest}",
-            production=f"{ws}://{rest}",
-            agent=f"{ws}://{rest}",
-            agent_rest=f"{http}://{rest}",
-        )
-    return AsyncDeepgramClient(api_key=api_key, **kw)
-
-
-def describe(exc: BaseException | None) -> str:
-    if exc is None:
-        return "server closed the connection"
-    if isinstance(exc, ApiError):
-        return f"HTTP {exc.status_code}: {exc.body}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class DeepgramSTT(STTProvider):
