@@ -9,8 +9,9 @@ itself what `calls.runtime.dial.call_start` does for a placed call while the pho
 pre-synthesises the greeting into `calls.pipeline.tts.audio_cache`, split the way the TTS
 processor splits a `Say`, so the greeting's first frame can go out from the cache.
 
-BENCH_PROBE=1 (set by bench/load.py) installs bench/probe.py: per-frame timing of the media
-consumer, an event-loop lag sampler, and `GET /__bench__/probe` to read them.
+BENCH_PROBE=1 (set by bench/load.py) installs bench/probe.py as the server's stream observer
+(calls.live.observers): per-frame timing of the media consumer, an event-loop lag sampler, and
+`GET /__bench__/probe` to read them.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ What it records, per media stream, with `time.monotonic()` (CLOCK_MONOTONIC: the
 every process of the machine, and the clock the carrier's pacer uses through `loop.time()`):
 
 - inbound: for each `media` frame, its `timestamp` (the carrier sends frame n at its stream's
-  t0 + n * 20 ms and stamps it n * 20) and the moment the consumer's `receive` returned for it.
+  t0 + n * 20 ms and stamps it n * 20) and the moment the consumer had handled it (the product's
+  observer hooks, calls.live.observers, report both).
   offset = done - timestamp is constant when nothing queues. Net of how late the carrier handed
   the frame to its socket (the carrier lists those frames), the frame's lag is its net offset
   minus the stream's smallest net offset (its fastest frame: ~0.2 ms of loopback transit, not
@@ -118,6 +119,29 @@ class Probe:
             await asyncio.sleep(LOOP_TICK_S)
             self.loop_t.append(t)
             self.loop_lag.append(clock() - t - LOOP_TICK_S)
+
+    # --- calls.live.observers.StreamObserver ----------------------------------------------------
+    def message_in(self, stream_sid: str, text: str, done: float) -> None:
+        if not text.startswith(_MEDIA_PREFIX):
+            return
+        i = text.find(_TS_KEY, 60)
+        if i < 0:
+            return
+        i += len(_TS_KEY)
+        try:
+            ts = int(text[i : text.index('"', i)])
+        except ValueError:
+            return
+        self.record(stream_sid).media_in(ts, done)
+
+    def media_out(self, stream_sid: str, frames: int, at: float) -> None:
+        self.record(stream_sid).media_out(at, frames)
+
+    def stream_stopped(self, stream_sid: str, at: float) -> None:
+        self.record(stream_sid).ended = at
+
+    def call_finalised(self, call_uuid: str) -> None:
+        self.finalised.add(str(call_uuid))  # turns, events, recording, end status written
 
     def record(self, sid: str) -> StreamRecord:
         rec = self.streams.get(sid)
@@ -235,51 +259,12 @@ PROBE = Probe()
 
 
 def install() -> None:
-    """Wrap the media consumer's `receive`, `send_media` and `_stop`, and the session's
-    `_final_writes` (class attributes, so every consumer and session built afterwards is measured);
-    nothing else of the server changes."""
-    from calls.live.session import CallSession
-    from calls.runtime.consumer import MediaStreamConsumer
-
-    receive, send_media, stop = (
-        MediaStreamConsumer.receive, MediaStreamConsumer.send_media, MediaStreamConsumer._stop,
-    )  # fmt: skip
-    clock = time.monotonic
-
-    async def probed_receive(self, text_data=None, bytes_data=None):
-        await receive(self, text_data, bytes_data)
-        if text_data is not None and text_data.startswith(_MEDIA_PREFIX) and self.stream_sid:
-            done = clock()
-            i = text_data.find(_TS_KEY, 60)
-            if i < 0:
-                return
-            i += len(_TS_KEY)
-            try:
-                ts = int(text_data[i : text_data.index('"', i)])
-            except ValueError:
-                return
-            PROBE.record(self.stream_sid).media_in(ts, done)
-
-    async def probed_send_media(self, mulaw: bytes) -> None:
-        PROBE.record(self.stream_sid).media_out(clock(), len(mulaw) // 160)
-        await send_media(self, mulaw)
-
-    async def probed_stop(self, reason: str) -> None:
-        if self.stream_sid and not self.stopped:
-            PROBE.record(self.stream_sid).ended = clock()
-        await stop(self, reason)
-
-    final_writes = CallSession._final_writes
-
-    async def probed_final_writes(self, reason: str) -> None:
-        await final_writes(self, reason)  # runs once a session, in a task of its own
-        PROBE.finalised.add(str(self.call.uuid))  # turns, events, recording, end status written
+    """Observe every media stream and call of this server from now on (the product's hooks,
+    calls.live.observers) and every garbage collection; nothing else of the server changes."""
+    from calls.live import observers
 
     gc.callbacks.append(PROBE.on_gc)
-    CallSession._final_writes = probed_final_writes
-    MediaStreamConsumer.receive = probed_receive
-    MediaStreamConsumer.send_media = probed_send_media
-    MediaStreamConsumer._stop = probed_stop
+    observers.observe(PROBE)
 
 
 async def serve(scope, receive, send) -> None:

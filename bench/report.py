@@ -10,8 +10,8 @@ from bench.db import StoredTurn
 from bench.stack import Injected
 
 # The Deepgram emulator sees a 300 ms endpoint on the 15th or, by float rounding of its audio
-# clock (calls/sandbox/emulators/deepgram.py:453), the 16th silent 20 ms frame: an STT path this
-# much over the injected latency is taken as the 16th.
+# clock (the endpoint test in calls/sandbox/emulators/deepgram_listen.py, ListenSession._step),
+# the 16th silent 20 ms frame: an STT path this much over the injected latency is taken as the 16th.
 LATE_ENDPOINT_MS = 12.0
 FRAME_MS = 20.0
 # Targets from the issue: our own overhead on top of the injected provider latencies.

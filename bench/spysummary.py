@@ -25,7 +25,7 @@ RULES: list[tuple[str, tuple[str, ...], bool]] = [
      "close_old_connections"), False),
     ("inbound: consumer.receive -> pipeline (parse, VAD, recorder, STT queue)",
      ("MediaStreamConsumer.receive",), True),
-    ("bench probe", ("bench/probe.py",), True),
+    ("bench probe", ("bench/probe.py", "MediaStreamConsumer._observe"), True),
     ("STT: Deepgram SDK send (websockets client, deflate)", ("DeepgramSTTSession._send_loop",), True),
     ("STT: Deepgram SDK receive (JSON + pydantic)", ("DeepgramSTTSession._receive",), True),
     ("LLM: OpenAI SDK + LLM processor", ("LLMProcessor",), True),

@@ -11,10 +11,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from callcenter.routing import websocket_urlpatterns  # noqa: E402
-from callcenter.serving import freeze_startup_heap, quiet_autobahn_debug_arguments  # noqa: E402
+from calls.core import heap, patches  # noqa: E402
 from calls.live import warmup  # noqa: E402
 
-quiet_autobahn_debug_arguments()
+patches.check_all()  # a library not at the version its patch was written for stops the start
+patches.autobahn_plain_debug_arguments()
 warmup.import_backends()
 warmup.import_lazy_modules()
 if settings.SANDBOX_CARRIER:
@@ -25,7 +26,7 @@ if settings.SANDBOX_CARRIER:
 router = ProtocolTypeRouter(
     {"http": django_asgi_app, "websocket": URLRouter(websocket_urlpatterns)}
 )
-freeze_startup_heap()  # last: everything imported and built by now is there for good
+heap.freeze_startup_heap()  # last: everything imported and built by now is there for good
 
 
 async def application(scope, receive, send):

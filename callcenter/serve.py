@@ -3,9 +3,9 @@
     python -m callcenter.serve [--server daphne|uvicorn] [--host 127.0.0.1] [--port 8000]
 
 Both serve the same application and Channels consumers. uvicorn runs its sockets on uvloop's C
-transports with httptools and the sans-I/O websockets protocol: reading 200 media streams (10,000
-frames a second) costs ~20 % of a core there and ~48 % under daphne (twisted + autobahn parse each
-frame in Python), which is what lets one process hold 200 calls (bench/README.md, "load").
+transports with httptools and the sans-I/O websockets protocol; daphne's twisted + autobahn parse
+each frame in Python. Reading media streams costs uvicorn about half what it costs daphne, which
+is what lets one process hold 200 calls (bench/README.md, "load", has the figures).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ APP = "callcenter.asgi:application"
 SERVERS = ("daphne", "uvicorn")
 # Idle HTTP keep-alive, seconds: longer than the proxies' and clients' in front (60 s is common),
 # so it is never the server that closes a connection a client is about to reuse (uvicorn's own
-# default of 5 s reset requests in `make load`).
+# default is 5 s).
 KEEP_ALIVE_S = 75
 # The largest WebSocket message uvicorn accepts (it closes with 1009 above it). Twilio's are under
 # 1 kB; anything above MAX_MESSAGE_BYTES (16 kB) is refused by the media parser anyway.

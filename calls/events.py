@@ -1,4 +1,11 @@
-"""Publishes finished turns and events to the call's channel group (for live views)."""
+"""Publishes stored turns and events to the call's channel group, for live views.
+
+Who listens: nobody yet. The live event socket of the supervisor issue (#16) is to join
+`events_group(call)` for each call it streams. Until something joins, publishing costs nothing on
+the in-memory channel layer: `listened` says no before a message is built, so a write pays no
+publish. On a cross-process layer (Redis) a listener may be in another process, so every turn and
+event is sent.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 if TYPE_CHECKING:
     from calls.models import CallEvent, Turn
@@ -30,6 +37,18 @@ def control_group(call_uuid: uuid.UUID | str) -> str:
     return f"call.{call_uuid}.control"
 
 
+def listened(call_uuid: uuid.UUID | str) -> bool:
+    """Whether a message to the call's events group can reach anyone: on the in-memory layer,
+    only while a consumer of this process is in the group (the layer drops a group when its last
+    member leaves); on a cross-process layer, always."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    if isinstance(layer, InMemoryChannelLayer):
+        return events_group(call_uuid) in layer.groups  # calls.core.patches guards this read
+    return True
+
+
 _deferral = threading.local()
 
 
@@ -46,6 +65,8 @@ def deferred() -> Iterator[list[tuple[str, dict]]]:
 
 
 async def send_all(messages: list[tuple[str, dict]]) -> None:
+    if not messages:
+        return
     layer = get_channel_layer()
     if layer is None:
         return
@@ -91,6 +112,8 @@ def _send(group: str, message: dict) -> None:
 
 
 def publish_turn(call_uuid: uuid.UUID, turn: Turn) -> None:
+    if not listened(call_uuid):
+        return
     _send(
         events_group(call_uuid),
         {
@@ -106,6 +129,8 @@ def publish_turn(call_uuid: uuid.UUID, turn: Turn) -> None:
 
 
 def publish_event(call_uuid: uuid.UUID, event: CallEvent) -> None:
+    if not listened(call_uuid):
+        return
     _send(
         events_group(call_uuid),
         {"type": "call.event", "id": event.id, "event": event.type, "payload": event.payload},

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from statistics import median
+
+from django.db.models import Avg, Count, Q, QuerySet
 
 from calls.models import Call, CallEvent, Turn
+from calls.status import CallStatus
+
+# Calls whose answer is not known yet.
+UNDECIDED = (CallStatus.QUEUED, CallStatus.RINGING)
 
 
 def call_list() -> QuerySet[Call]:
     return Call.objects.select_related("persona").order_by("-created_at", "-id")
-
-
-def call_get(*, uuid: str) -> Call:
-    return call_list().get(uuid=uuid)
 
 
 def turn_list(*, call: Call, after: int = 0) -> QuerySet[Turn]:
@@ -24,14 +26,13 @@ def event_list(*, call: Call, after: int = 0) -> QuerySet[CallEvent]:
 
 
 def call_stats(calls: QuerySet[Call]) -> dict[str, float | int | None]:
-    """Counts and averages over `calls` (already filtered), with the median voice-to-voice time
-    of their agent turns."""
-    from statistics import median
+    """The KPIs over `calls` (already filtered); the console shows these figures as they are.
 
-    from django.db.models import Avg, Count, Q
-
+    `answered_rate` is answered / decided: calls still queued or ringing are not counted until
+    they are answered or not. `median_voice_to_voice_ms` is over the agent turns that carry one."""
     agg = calls.aggregate(
         total=Count("id"),
+        decided=Count("id", filter=~Q(status__in=UNDECIDED)),
         answered=Count("id", filter=Q(answered_at__isnull=False)),
         avg_duration=Avg("duration"),
     )
@@ -42,11 +43,12 @@ def call_stats(calls: QuerySet[Call]) -> dict[str, float | int | None]:
         .values_list("latency", flat=True)
         if isinstance(t, dict) and isinstance(t.get("voice_to_voice_ms"), int | float)
     ]
-    total = agg["total"]
+    decided = agg["decided"]
     return {
-        "calls": total,
+        "calls": agg["total"],
+        "decided": decided,
         "answered": agg["answered"],
-        "answered_rate": round(agg["answered"] / total, 3) if total else None,
+        "answered_rate": round(agg["answered"] / decided, 3) if decided else None,
         "avg_duration": round(agg["avg_duration"], 1) if agg["avg_duration"] is not None else None,
         "median_voice_to_voice_ms": round(median(figures), 1) if figures else None,
         "turns_measured": len(figures),

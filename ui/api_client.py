@@ -96,6 +96,18 @@ class Page(TypedDict):
     results: list[Call]
 
 
+class CallStats(TypedDict):
+    """`GET /api/calls/stats/`: the KPIs, defined once, by the server."""
+
+    calls: int
+    decided: int
+    answered: int
+    answered_rate: float | None
+    avg_duration: float | None
+    median_voice_to_voice_ms: float | None
+    turns_measured: int
+
+
 class ChatReply(TypedDict, total=False):
     reply: str
     tool_calls: list[dict[str, Any]]
@@ -269,6 +281,10 @@ class ApiClient:
         """Every call matching `filters`, across all pages."""
         return self._pages("/api/calls/", _clean(filters))
 
+    def call_stats(self, filters: Mapping[str, Any] | None = None) -> CallStats:
+        """The KPIs over the calls `filters` select (the same filters as `calls`)."""
+        return self._json("GET", "/api/calls/stats/", params=_clean(filters))
+
     def call(self, call_id: str) -> Call:
         return self._json("GET", f"/api/calls/{call_id}/")
 
@@ -312,7 +328,8 @@ class ApiClient:
         # whatever host the server (maybe behind a proxy) put in the URL.
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        # Accept */*: the API negotiates JSON renderers only, so "audio/wav" would get a 406.
+        # The file comes as audio/wav whatever is accepted; with */* an error comes labelled
+        # application/json (asked for audio/wav, the API labels its JSON error audio/wav).
         return self._request("GET", path, headers={"Accept": "*/*"}).content
 
 

@@ -1,16 +1,13 @@
-"""Pure helpers over API data: timestamps, durations, latencies and today's KPIs."""
+"""Pure helpers over API data: timestamps, durations and latencies (the KPIs come from the API)."""
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from ui.api_client import Call, Turn
 
 V2V_KEY = "voice_to_voice_ms"
-UNDECIDED = frozenset({"queued", "ringing"})
 
 
 def parse_ts(value: str | None) -> datetime | None:
@@ -69,29 +66,3 @@ def latency_rows(turns: Iterable[Turn]) -> list[dict[str, float]]:
         if values:
             rows.append({"turn": float(turn["seq"]), **values})
     return rows
-
-
-def median(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-@dataclass(frozen=True)
-class Kpis:
-    calls: int
-    answered_rate: float | None  # answered / calls past ringing; None before any is decided
-    average_seconds: float | None
-    median_v2v_ms: float | None
-
-
-def kpis(calls: Sequence[Call], turns_by_call: Mapping[str, Sequence[Turn]]) -> Kpis:
-    decided = [c for c in calls if c.get("status") not in UNDECIDED]
-    answered = [c for c in decided if c.get("answered_at")]
-    durations = [c["duration"] for c in calls if c.get("duration") is not None]
-    latencies = [voice_to_voice_ms(t) for turns in turns_by_call.values() for t in turns]
-    return Kpis(
-        calls=len(calls),
-        answered_rate=len(answered) / len(decided) if decided else None,
-        average_seconds=statistics.fmean(durations) if durations else None,  # type: ignore[arg-type]
-        median_v2v_ms=median(latencies),
-    )

@@ -70,8 +70,11 @@ class AfterSerializer(serializers.Serializer):
 
 class CallStatsSerializer(serializers.Serializer):
     calls = serializers.IntegerField()
+    decided = serializers.IntegerField(help_text="calls no longer queued or ringing")
     answered = serializers.IntegerField()
-    answered_rate = serializers.FloatField(allow_null=True)
+    answered_rate = serializers.FloatField(
+        allow_null=True, help_text="answered / decided; null before any call is decided"
+    )
     avg_duration = serializers.FloatField(allow_null=True)
     median_voice_to_voice_ms = serializers.FloatField(allow_null=True)
     turns_measured = serializers.IntegerField()

@@ -1,1 +1,2 @@
-"""Django-free leaf types every layer may import: the phone audio codec and the persona snapshot."""
+"""Django-free leaves every layer may import: the phone audio codec, the persona snapshot, the
+library patches and the startup-heap freeze."""

@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 64
 # How long the oldest queued write waits for others before a batch starts (not at all if it has
 # waited that long behind the previous batch), so that writes that finished together are stored
-# together: a run of turns in two statements (`services.turn_append.many`). Written alone beside
-# a busy event loop, a turn cost this thread ~2 ms of CPU (the ORM, and a GIL round trip per
-# statement), all of it taken from the loop's audio path. A turn still reaches the database and
-# the live views within a fraction of a second of its end.
+# together: a run of turns in two statements (`services.turn_append.many`). Written alone, each
+# turn costs this thread the ORM's work and a GIL round trip per statement, all of it taken from
+# the event loop's audio path. A turn still reaches the database and the live views within a
+# fraction of a second of its end.
 GATHER_S = 0.1
 
 # One thread holds one long-lived database connection for every live call of the process:

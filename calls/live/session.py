@@ -18,6 +18,7 @@ from asgiref.sync import sync_to_async
 from django.core.files.base import ContentFile
 
 from calls import events, services
+from calls.live import observers
 from calls.live.actions import CallActions, NoActions
 from calls.live.persister import Persister
 from calls.models import Call, EventType
@@ -178,6 +179,8 @@ class CallSession:
         _finishing.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("finalising call %s failed", self.call.uuid, exc_info=exc)
+        elif not task.cancelled() and (observer := observers.current()) is not None:
+            observer.call_finalised(self.call.uuid)
 
     def _report_slow_finalise(self) -> None:
         if self._finish is not None and not self._finish.done():

@@ -54,7 +54,7 @@ def import_lazy_modules() -> None:
     """Import now what the stack would import on first use: the URLconf (views, serializers, DRF,
     the API schema: ~400 modules, loaded by the first HTTP request) and LAZY_MODULES. The first
     call after a start does not pay for them, and they are loaded before the startup heap is
-    frozen (callcenter.serving), so the garbage collector never walks them again."""
+    frozen (calls.core.heap), so the garbage collector never walks them again."""
     get_resolver().url_patterns  # noqa: B018 - the property loads the URLconf
     for name in LAZY_MODULES:
         try:

@@ -104,19 +104,3 @@ class Pipeline:
                 await p.stop()
             except Exception:
                 log.exception("stopping %s failed", type(p).__name__)
-
-
-async def run_test(
-    processors: Processor | Iterable[Processor], frames: Iterable[Frame], *, settle: float = 0.0
-) -> list[Frame]:
-    """Send `frames` through `processors` and return what comes out at the end (for unit tests)."""
-    out: list[Frame] = []
-    chain = [processors] if isinstance(processors, Processor) else list(processors)
-    pipeline = Pipeline([*chain, Sink(out.append)])
-    await pipeline.start()
-    for frame in frames:
-        await pipeline.send(frame)
-    if settle:
-        await asyncio.sleep(settle)
-    await pipeline.stop()
-    return out

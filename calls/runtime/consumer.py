@@ -19,7 +19,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from calls import events, services
+from calls.core.audio import FRAME_BYTES
 from calls.events import control_group
+from calls.live import observers
 from calls.live.session import CallSession, live_sessions
 from calls.runtime.factory import build_session
 from calls.status import CallStatus
@@ -156,6 +158,8 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         self._start_timer = asyncio.get_running_loop().call_later(
             settings.STREAM_START_TIMEOUT_SECONDS, self._start_overdue
         )
+        if (observer := observers.current()) is not None:
+            self._observe(observer)
         await self.accept()
 
     def _start_overdue(self) -> None:
@@ -171,6 +175,22 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         if self._start_timer is not None:
             self._start_timer.cancel()
             self._start_timer = None
+
+    def _observe(self, observer: observers.StreamObserver) -> None:
+        """Report this socket's frames to `observer`, through wrappers set on this instance only:
+        without an observer the per-frame path is the class's, with nothing added."""
+        receive, send_media, clock = self.receive, self.send_media, time.monotonic
+
+        async def receive_observed(text_data: str | None = None, bytes_data: bytes | None = None):
+            await receive(text_data, bytes_data)
+            if text_data is not None and self.stream_sid:
+                observer.message_in(self.stream_sid, text_data, clock())
+
+        async def send_media_observed(mulaw: bytes) -> None:
+            observer.media_out(self.stream_sid, len(mulaw) // FRAME_BYTES, clock())
+            await send_media(mulaw)
+
+        self.receive, self.send_media = receive_observed, send_media_observed
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closing:  # frames queued behind our close
@@ -246,6 +266,8 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         if self.stopped:
             return
         self.stopped = True
+        if self.stream_sid and (observer := observers.current()) is not None:
+            observer.stream_stopped(self.stream_sid, time.monotonic())
         if self.group:
             try:
                 await self.channel_layer.group_discard(self.group, self.channel_name)

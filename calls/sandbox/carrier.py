@@ -14,8 +14,8 @@ from its settings by default).
         sid = client.calls.create(...).sid
         call = await carrier.wait_ended(sid)           # SimCall: .callbacks .streams .report()
 
-    carrier = start_in_process(port=8099)   # own thread and loop, inside a server; sets
-                                            # settings.TWILIO_API_BASE_URL unless configure=False
+    carrier = start_in_process(port=8099)   # own thread and loop, inside a server; aims the
+                                            # process's Twilio client at it unless configure=False
     python manage.py sandbox_carrier --port 8099   # its own process (load tests)
 
 Besides the Twilio paths it serves (Basic auth with the account SID and token):
@@ -138,9 +138,6 @@ class SandboxCarrier:
         return self._voices[name]
 
     # --- inspecting calls ---------------------------------------------------------------------
-    def calls_to(self, to: str) -> list[SimCall]:
-        return [c for c in self.calls.values() if c.state.to == to]
-
     async def wait_ended(self, sid: str, limit: float = 30.0) -> SimCall:
         """The call once it has ended and its last status callback has been delivered."""
         call = self.calls[sid]
@@ -250,8 +247,9 @@ def start_in_process(
     **options,
 ) -> SandboxCarrier:
     """Run the carrier in a daemon thread of this process (e.g. the server's) and, with
-    `configure`, point this process's Twilio client at it (settings.TWILIO_API_BASE_URL).
-    If `port` is taken, a free one is used instead (the server still reaches its carrier)."""
+    `configure`, aim this process's Twilio client at it (`telephony.client.aim_at`; settings are
+    not changed). If `port` is taken, a free one is used instead (the server still reaches its
+    carrier)."""
     from django.conf import settings
 
     from calls.telephony import client
@@ -271,6 +269,5 @@ def start_in_process(
         log.warning("sandbox carrier: port %s unavailable (%s); using a free port", port, exc)
         carrier = start(0)
     if configure:
-        settings.TWILIO_API_BASE_URL = carrier.base_url
-        client.reset()
+        client.aim_at(carrier.base_url)
     return carrier

@@ -178,9 +178,6 @@ class Scenario:
         """Every line the callee may say, in script order (to synthesise ahead)."""
         return list(_lines(self.steps))
 
-    def with_voice(self, voice: str) -> Scenario:
-        return dataclasses.replace(self, voice=voice)
-
 
 def _lines(steps: Iterable[Step]) -> Iterable[str]:
     for step in steps:

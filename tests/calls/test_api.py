@@ -166,10 +166,17 @@ def test_stats_over_filtered_calls(api, myra):
         services.turn_append(
             call_id=a.pk, speaker="agent", text="x", latency={"voice_to_voice_ms": ms}
         )
+    services.turn_append(call_id=a.pk, speaker="caller", text="x", latency={"voice_to_voice_ms": 1})
+    missed = make_call(myra, to="+14155550112")
+    services.call_set_status(call_id=missed.pk, status=CallStatus.NO_ANSWER)
     stats = api.get("/api/calls/stats/").json()
-    assert stats["calls"] == 2 and stats["answered"] == 1 and stats["answered_rate"] == 0.5
+    # The queued call is not decided yet: one answered of the two that are.
+    assert (stats["calls"], stats["decided"], stats["answered"]) == (3, 2, 1)
+    assert stats["answered_rate"] == 0.5
     assert stats["avg_duration"] == 30 and stats["median_voice_to_voice_ms"] == 600
-    assert api.get("/api/calls/stats/?status=queued").json()["calls"] == 1
+    assert stats["turns_measured"] == 3  # agent turns only
+    queued = api.get("/api/calls/stats/?status=queued").json()
+    assert (queued["calls"], queued["decided"], queued["answered_rate"]) == (1, 0, None)
     assert b.status == "queued"
 
 

@@ -1,4 +1,4 @@
-"""KPIs and durations from API data, tolerant of missing latency."""
+"""Durations and latencies from API data, tolerant of missing latency."""
 
 from __future__ import annotations
 
@@ -14,22 +14,12 @@ def test_fmt_seconds_and_call_seconds():
     assert metrics.call_seconds({**call, "duration": 12}, now) == 12
 
 
-def test_kpis_tolerate_missing_latency():
-    calls = [
-        {"id": "a", "status": "completed", "answered_at": "x", "duration": 60},
-        {"id": "b", "status": "busy", "answered_at": None, "duration": None},
-        {"id": "c", "status": "ringing", "answered_at": None, "duration": None},
+def test_latency_rows_keep_numeric_figures_only():
+    turns = [
+        {"seq": 1, "latency": {"voice_to_voice_ms": 500, "llm_ms": "n/a"}},
+        {"seq": 2, "latency": {}},
+        {"seq": 3, "latency": None},
+        {"seq": 4, "latency": {"voice_to_voice_ms": True}},
     ]
-    turns = {
-        "a": [
-            {"seq": 1, "latency": {"voice_to_voice_ms": 500}},
-            {"seq": 2, "latency": {}},
-            {"seq": 3, "latency": None},
-            {"seq": 4, "latency": {"voice_to_voice_ms": True}},
-        ],
-        "b": [{"seq": 1}],
-    }
-    k = metrics.kpis(calls, turns)
-    assert k == metrics.Kpis(calls=3, answered_rate=0.5, average_seconds=60, median_v2v_ms=500)
-    assert metrics.kpis([], {}) == metrics.Kpis(0, None, None, None)
-    assert metrics.latency_rows(turns["a"]) == [{"turn": 1.0, "voice_to_voice_ms": 500.0}]
+    assert metrics.latency_rows(turns) == [{"turn": 1.0, "voice_to_voice_ms": 500.0}]
+    assert [metrics.voice_to_voice_ms(t) for t in turns] == [500.0, None, None, None]

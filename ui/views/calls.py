@@ -26,15 +26,16 @@ def check_number(raw: str) -> tuple[str | None, str | None]:
 
 
 def kpi_row(api: ApiClient) -> None:
-    today = data.today_calls(api)
-    k = metrics.kpis(today, data.turns_by_call(api, today))
+    k = api.call_stats(data.today())
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Calls today", k.calls)
-    rate = "—" if k.answered_rate is None else f"{k.answered_rate:.0%}"
-    c2.metric("Answered", rate, help="Answered calls among those no longer queued or ringing.")
-    c3.metric("Average duration", metrics.fmt_seconds(k.average_seconds))
-    v2v = "—" if k.median_v2v_ms is None else f"{k.median_v2v_ms:.0f} ms"
-    c4.metric("Median voice-to-voice", v2v, help="Agent turns' `voice_to_voice_ms`, today.")
+    c1.metric("Calls today", k["calls"])
+    rate = k["answered_rate"]
+    rate_text = "—" if rate is None else f"{rate:.0%}"
+    c2.metric("Answered", rate_text, help="Answered calls among those no longer queued or ringing.")
+    c3.metric("Average duration", metrics.fmt_seconds(k["avg_duration"]))
+    v2v = k["median_voice_to_voice_ms"]
+    v2v_text = "—" if v2v is None else f"{v2v:.0f} ms"
+    c4.metric("Median voice-to-voice", v2v_text, help="Agent turns' `voice_to_voice_ms`, today.")
 
 
 def live_calls(api: ApiClient) -> None:

@@ -173,8 +173,7 @@ class Command(BaseCommand):
             self._sandbox_request(base_url, "/sandbox/scenarios.json")
         except (OSError, ValueError):
             return ""
-        settings.TWILIO_API_BASE_URL = base_url
-        client.reset()
+        client.aim_at(base_url)
         return base_url
 
     def _plan(self, base_url: str, to: str, scenario: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from callcenter.serving import freeze_startup_heap
+from calls.core.heap import freeze_startup_heap
 from calls.sandbox.carrier import SandboxCarrier
 from calls.sandbox.scenario import ScenarioError
 

@@ -97,12 +97,12 @@ class OpenAILLM(LLMProvider):
 
     The request goes through the client's `post` with the body already in OpenAI's wire shape:
     `create` would walk every message through the SDK's type-driven transform on the event loop,
-    a cost that grows with the history (0.6 ms at 1 message, 6 ms at 41), and draw a uuid4 per
-    request for an idempotency key (a getrandom syscall; OpenAI sends no such header, so a
-    counter serves). Streamed chunks are read as the JSON objects the SDK decoded
-    (`AsyncStream[object]`) rather than built into `ChatCompletionChunk` models: the SDK's loose
-    model construction cost ~100 us a chunk, 44 % of a reply's CPU. HTTP, errors (including error
-    events inside the stream), retries and SSE parsing are the SDK's.
+    a cost that grows with the history, and draw a uuid4 per request for an idempotency key (a
+    getrandom syscall; OpenAI sends no such header, so a counter serves). Streamed chunks are
+    read as the JSON objects the SDK decoded (`AsyncStream[object]`) rather than built into
+    `ChatCompletionChunk` models, the largest CPU cost of a reply otherwise (bench/README.md).
+    HTTP, errors (including error events inside the stream), retries and SSE parsing are the
+    SDK's.
     """
 
     name = "openai"

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
+from calls.core import patches
+from calls.providers.deepgram_client import (
+    ApiError,
+    AsyncDeepgramClient,
+    deepgram_client,
+    describe,
+)
 from calls.providers.stt.base import (
     SpeechStarted,
     STTError,
@@ -21,11 +26,9 @@ from calls.providers.stt.base import (
     Transcript,
     UtteranceEnd,
 )
+from calls.providers.stt.send_buffer import SendBuffer
 
 try:
-    from deepgram import AsyncDeepgramClient
-    from deepgram.core.api_error import ApiError
-    from deepgram.environment import DeepgramClientEnvironment
     from deepgram.listen.v1.types import (
         ListenV1Error,
         ListenV1Results,
@@ -34,24 +37,11 @@ try:
     )
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "DeepgramSTT needs the Deepgram SDK: pip install 'deepgram-sdk>=7.16,<8'"
+        "DeepgramSTT needs the Deepgram SDK: pip install deepgram-sdk==7.16.0"
     ) from exc
 
 log = logging.getLogger(__name__)
-
-
-def _listen_without_compression() -> None:
-    """deepgram-sdk 7 opens the listen socket with websockets' default permessage-deflate and
-    has no option for it: each 20 ms frame of mu-law, which barely compresses, is deflated
-    (9 % of a call's CPU in `make load`). Its module-level connect function is wrapped once."""
-    from deepgram.listen.v1 import client
-
-    connect = client.websockets_client_connect
-    if not isinstance(connect, functools.partial):
-        client.websockets_client_connect = functools.partial(connect, compression=None)
-
-
-_listen_without_compression()
+patches.deepgram_listen_uncompressed()  # each 20 ms frame goes out as it is, not deflated
 
 BYTES_PER_S = 8000  # 8 kHz mono mu-law
 # Queued audio joined into one message (when the send loop fell behind) up to this size: 250 ms.
@@ -65,31 +55,6 @@ class DeepgramConnectError(ConnectionError):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
-
-
-def deepgram_client(*, api_key: str, base_url: str = "", **kw: Any) -> AsyncDeepgramClient:
-    """An AsyncDeepgramClient; `base_url` (http(s):// or ws(s)://host[:port]) replaces all hosts."""
-    if base_url:
-        scheme, sep, rest = base_url.rstrip("/").partition("://")
-        if not sep:
-            scheme, rest = "https", scheme
-        secure = scheme in ("https", "wss")
-        http, ws = ("https", "wss") if secure else ("http", "ws")
-        kw["environment"] = DeepgramClientEnvironment(
-            base=f"{http}://{rest}",
-            production=f"{ws}://{rest}",
-            agent=f"{ws}://{rest}",
-            agent_rest=f"{http}://{rest}",
-        )
-    return AsyncDeepgramClient(api_key=api_key, **kw)
-
-
-def describe(exc: BaseException | None) -> str:
-    if exc is None:
-        return "server closed the connection"
-    if isinstance(exc, ApiError):
-        return f"HTTP {exc.status_code}: {exc.body}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class DeepgramSTT(STTProvider):
@@ -174,8 +139,8 @@ class DeepgramSTT(STTProvider):
 class DeepgramSTTSession(STTSession):
     """One logical recognition stream that survives dropped sockets.
 
-    `send` never waits on the network: audio goes to a pending buffer capped at `buffer_s`
-    (the oldest audio is dropped past that and counted in `dropped_bytes`) and to a replay ring
+    `send` never waits on the network: audio goes to a SendBuffer, pending capped at `buffer_s`
+    (the oldest audio is dropped past that and counted in `dropped_bytes`), with a replay ring
     holding the audio since the last final transcript (at most `replay_s`). When the socket
     drops, an `STTError(fatal=False)` is emitted, a new socket is opened and the ring is sent
     again before new audio; transcript times stay on the session's audio clock. After
@@ -202,34 +167,34 @@ class DeepgramSTTSession(STTSession):
         self._client = client
         self._kw = connect_kwargs
         self.keepalive_s = keepalive_s
-        self.replay_bytes = int(replay_s * BYTES_PER_S)
-        self.buffer_bytes = int(buffer_s * BYTES_PER_S)
-        self.chunk_bytes = chunk_bytes
-        self._chunk = bytearray()  # non-urgent audio held to go out as one message
+        self._buffer = SendBuffer(
+            buffer_bytes=int(buffer_s * BYTES_PER_S),
+            replay_bytes=int(replay_s * BYTES_PER_S),
+            chunk_bytes=chunk_bytes,
+            join_max_bytes=JOIN_MAX_BYTES,
+        )
         self.max_reconnects = max_reconnects
         self.backoff_s = backoff_s
         self.connect_timeout_s = connect_timeout_s
         self.close_timeout_s = close_timeout_s
         self._events: asyncio.Queue[STTEvent | None] = asyncio.Queue()
-        self._pending: deque[tuple[int, bytes] | str] = deque()
-        self._pending_bytes = 0
         self._wake = asyncio.Event()
-        self._ring: deque[tuple[int, bytes]] = deque()
-        self._ring_bytes = 0
-        self._total = 0  # audio bytes accepted by send(): the session's audio clock
         self._conn_base = 0  # session offset of the first byte on the current socket
-        self._skip_below = 0  # pending audio below this offset already went out in a replay
         self._last_tx = time.monotonic()
         self._closing = False
         self._connected = False
         self._runner: asyncio.Task | None = None
-        self.dropped_bytes = 0
         self.connections = 0
 
     @property
     def buffered_bytes(self) -> int:
         """Audio accepted by `send` and not yet written to a socket."""
-        return self._pending_bytes
+        return self._buffer.pending_bytes
+
+    @property
+    def dropped_bytes(self) -> int:
+        """Audio dropped because the pending buffer was full."""
+        return self._buffer.dropped_bytes
 
     # --- STTSession --------------------------------------------------------------------------
 
@@ -239,40 +204,12 @@ class DeepgramSTTSession(STTSession):
         await ready
 
     async def send(self, mulaw: bytes, *, urgent: bool = True) -> None:
-        """One websocket message per 20 ms frame costs a syscall each (13 % of a call's CPU in
-        `make load`): non-urgent audio (long silences) goes out in `chunk_ms` pieces instead."""
+        """Non-urgent audio (long silences) goes out in `chunk_ms` pieces: one websocket message
+        per 20 ms frame costs a syscall each."""
         if self._closing or not mulaw or (self._runner and self._runner.done()):
             return
-        if not urgent or self._chunk:  # held audio goes out first, in the same message
-            self._chunk += mulaw
-            if urgent or len(self._chunk) >= self.chunk_bytes:
-                self._flush_chunk()
-            return
-        self._accept(mulaw)
-
-    def _flush_chunk(self) -> None:
-        if self._chunk:
-            mulaw, self._chunk = bytes(self._chunk), bytearray()
-            self._accept(mulaw)
-
-    def _accept(self, mulaw: bytes) -> None:
-        item = (self._total, bytes(mulaw))
-        self._total += len(mulaw)
-        self._ring.append(item)
-        self._ring_bytes += len(mulaw)
-        while self._ring_bytes > self.replay_bytes and len(self._ring) > 1:
-            self._ring_bytes -= len(self._ring.popleft()[1])
-        self._pending.append(item)
-        self._pending_bytes += len(mulaw)
-        if self._pending_bytes > self.buffer_bytes:
-            if not self.dropped_bytes:
-                log.warning(
-                    "deepgram stt: send buffer over %d bytes, dropping oldest audio",
-                    self.buffer_bytes,
-                )
-            while self._pending_bytes > self.buffer_bytes:
-                self._drop_oldest_pending()
-        self._wake.set()
+        if self._buffer.add(mulaw, urgent):
+            self._wake.set()
 
     async def events(self) -> AsyncIterator[STTEvent]:
         while (event := await self._events.get()) is not None:
@@ -280,13 +217,13 @@ class DeepgramSTTSession(STTSession):
         self._events.put_nowait(None)  # later iterators end too
 
     async def finalize(self) -> None:
-        self._flush_chunk()
+        self._buffer.flush_held()
         self._queue_control(_FINALIZE)
 
     async def close(self) -> None:
         if self._closing or self._runner is None:
             return
-        self._flush_chunk()
+        self._buffer.flush_held()
         self._closing = True
         runner = self._runner
         if self._connected:
@@ -299,24 +236,9 @@ class DeepgramSTTSession(STTSession):
             if not runner.done():
                 log.error("deepgram stt: session task still running after its cancellation")
 
-    # --- buffers -----------------------------------------------------------------------------
-
     def _queue_control(self, kind: str) -> None:
-        self._pending.append(kind)
+        self._buffer.control(kind)
         self._wake.set()
-
-    def _drop_oldest_pending(self) -> None:
-        for i, item in enumerate(self._pending):
-            if isinstance(item, tuple):
-                del self._pending[i]
-                self._pending_bytes -= len(item[1])
-                self.dropped_bytes += len(item[1])
-                return
-
-    def _trim_ring(self, upto: int) -> None:
-        """Forget replay audio that ends at or before session offset `upto`."""
-        while self._ring and self._ring[0][0] + len(self._ring[0][1]) <= upto:
-            self._ring_bytes -= len(self._ring.popleft()[1])
 
     # --- connection loop ---------------------------------------------------------------------
 
@@ -373,12 +295,10 @@ class DeepgramSTTSession(STTSession):
                 conn = await stack.enter_async_context(self._client.listen.v1.connect(**self._kw))
             self.connections += 1
             self._connected = True
-            replay = list(self._ring)
-            self._conn_base = replay[0][0] if replay else self._total
-            self._skip_below = replay[-1][0] + len(replay[-1][1]) if replay else 0
+            self._conn_base, replay = self._buffer.replay()
             if not ready.done():
                 ready.set_result(None)
-            for _, data in replay:
+            for data in replay:
                 await conn.send_media(data)
             receiver = asyncio.create_task(self._receive(conn))
             sender = asyncio.create_task(self._send_loop(conn))
@@ -401,18 +321,16 @@ class DeepgramSTTSession(STTSession):
             raise error or ConnectionError("server closed the connection")
 
     async def _send_loop(self, conn: Any) -> None:
+        buffer = self._buffer
         while True:
-            while not self._pending:
+            while not buffer:
                 self._wake.clear()
                 await self._wake.wait()
-            item = self._pending.popleft()
-            if isinstance(item, tuple):
-                offset, data = item
-                self._pending_bytes -= len(data)
-                if offset < self._skip_below:
-                    continue
-                # On failure the replay ring still has it.
-                await conn.send_media(self._join_queued(data))
+            item = buffer.pop()
+            if item is None:  # only audio a replay already sent
+                continue
+            if isinstance(item, bytes):
+                await conn.send_media(item)  # on failure the replay ring still has it
             else:
                 try:
                     if item == _CLOSE:
@@ -421,28 +339,15 @@ class DeepgramSTTSession(STTSession):
                     await (conn.send_finalize() if item == _FINALIZE else conn.send_keep_alive())
                 except Exception:
                     if item == _FINALIZE:
-                        self._pending.appendleft(item)
+                        buffer.retry_control(item)
                     raise
             self._last_tx = time.monotonic()
-
-    def _join_queued(self, data: bytes) -> bytes:
-        """Audio queued behind `data` (this loop fell behind: a busy server) goes out in the same
-        message: it is late already, and one message costs the server less than several.
-        Contiguous by construction (offsets only grow); a control message ends the run."""
-        parts = [data]
-        size = len(data)
-        while self._pending and isinstance(self._pending[0], tuple) and size < JOIN_MAX_BYTES:
-            _, more = self._pending.popleft()
-            self._pending_bytes -= len(more)
-            size += len(more)
-            parts.append(more)
-        return data if len(parts) == 1 else b"".join(parts)
 
     async def _keepalive(self) -> None:
         while True:
             idle = time.monotonic() - self._last_tx
             if idle >= self.keepalive_s:
-                if not self._pending:
+                if not self._buffer:
                     self._queue_control(_KEEPALIVE)
                 self._last_tx = time.monotonic()
                 idle = 0.0
@@ -461,7 +366,7 @@ class DeepgramSTTSession(STTSession):
             speech_final = bool(msg.speech_final)
             end = msg.start + msg.duration
             if final:
-                self._trim_ring(self._conn_base + int(end * BYTES_PER_S))
+                self._buffer.confirm(self._conn_base + int(end * BYTES_PER_S))
             if text or (final and speech_final):
                 self._emit(
                     Transcript(

@@ -5,14 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from calls.providers.deepgram_client import deepgram_client, describe
 from calls.providers.tts.base import TTSError, TTSOptions, TTSProvider
-
-try:
-    from calls.providers.stt.deepgram import deepgram_client, describe
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "DeepgramTTS needs the Deepgram SDK: pip install 'deepgram-sdk>=7.16,<8'"
-    ) from exc
 
 
 class DeepgramTTS(TTSProvider):

@@ -36,8 +36,8 @@ class ElevenLabsTTS(TTSProvider):
     that keeps up to `keepalive` idle connections. httpcore 1.x (the SDK's transport) scans the
     whole pool on every request and response, with a syscall per idle connection and a pass over
     every connection per idle one (quadratic); with its default of 20 kept-alive connections,
-    replies that come in bursts (many calls at once) also reconnect whatever exceeds 20. With
-    150 calls the TTS path cost 15 % of the server's CPU, half of it in the pool.
+    replies that come in bursts (many calls at once) also reconnect whatever exceeds 20. Small
+    pools, several of them, keep that cost flat as calls are added (bench/README.md has the figures).
     """
 
     name = "elevenlabs"

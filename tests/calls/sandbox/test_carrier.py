@@ -456,9 +456,10 @@ def test_start_in_process_aims_the_twilio_client_at_the_carrier(settings):
         carrier = start_in_process(port=busy, voice="synthetic")
     try:
         assert carrier.server.port != busy  # a free port instead
-        assert carrier.base_url == settings.TWILIO_API_BASE_URL
         assert twilio_client().api.base_url == carrier.base_url
+        assert carrier.base_url != settings.TWILIO_API_BASE_URL  # settings are left as loaded
         assert twilio_client().calls.list() == []
     finally:
         carrier.stop()
         reset()
+    assert twilio_client().api.base_url != carrier.base_url  # reset forgets it
