@@ -85,8 +85,11 @@ def test_the_server_serves_the_api_and_guards_the_media_socket(server, tmp_path)
         assert asyncio.run(_closed_with(media, [_start("forged.token")])) == 4008
         # Audio without a start, past the tolerance: protocol error.
         assert asyncio.run(_closed_with(media, [_media()] * 60)) == 4002
-        # Malformed frames are dropped one by one, then the socket is closed.
+        # A malformed frame before `start`: not Twilio, closed at once.
         junk: list[str | bytes] = ["{not json", b"\x00binary", "[]", "x" * 20_000] * 6
-        assert asyncio.run(_closed_with(media, junk)) == 4000
+        assert asyncio.run(_closed_with(media, junk)) == 4002
+        # Only `connected`, then nothing: closed once the start is overdue.
+        connected = json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        assert asyncio.run(_closed_with(media, [connected])) == 4008
         # The server survived all of it.
         assert asyncio.run(_closed_with(media, [_start("forged.again")])) == 4008
