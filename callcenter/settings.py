@@ -200,6 +200,13 @@ INBOUND_PERSONAS = dict(
 )
 INBOUND_DEFAULT_PERSONA = env("INBOUND_DEFAULT_PERSONA")
 STREAM_TOKEN_TTL_SECONDS = int(env("STREAM_TOKEN_TTL_SECONDS", "120"))
+# The dialling policy (calls/telephony/policy.py) for every number the product calls: the ISO
+# countries allowed, and numbers or prefixes never dialled ("+1900,+4487"). Premium-rate,
+# shared-cost, UAN, personal and satellite numbers are always refused.
+DIAL_ALLOWED_COUNTRIES = [
+    c.strip().upper() for c in env("DIAL_ALLOWED_COUNTRIES", "US,CA").split(",") if c.strip()
+]
+DIAL_DENY_LIST = [n.strip() for n in env("DIAL_DENY_LIST").split(",") if n.strip()]
 
 # --- Providers (dotted paths; each hosted one has an offline twin) ----------------------------
 DEEPGRAM_API_KEY = env("DEEPGRAM_API_KEY")

@@ -13,7 +13,7 @@ from calls.live import warmup
 from calls.models import Call
 from calls.runtime.factory import stt_options, tts_options
 from calls.status import CallStatus
-from calls.telephony import carrier, tokens, twiml
+from calls.telephony import carrier, policy, tokens, twiml
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,9 @@ def call_start(
     welcome_message: str = "",
     from_number: str = "",
 ) -> Call:
-    """Create the call and dial it. A carrier refusal leaves a failed call and raises CarrierError."""
+    """Create the call and dial it. A number the dialling policy refuses raises DialRefused before
+    anything is stored; a carrier refusal leaves a failed call and raises CarrierError."""
+    policy.check(services.normalize_number(to, field="to"))
     call = services.call_create(
         persona=persona,
         to=to,

@@ -20,7 +20,7 @@ from calls import selectors, services
 from calls.models import Call, Turn
 from calls.runtime.dial import call_start
 from calls.status import TERMINAL, CallStatus
-from calls.telephony import carrier, client, control
+from calls.telephony import carrier, client, control, policy
 
 PLACEHOLDER_SID = "AC" + "0" * 32  # settings' default: no Twilio account configured
 FINAL_TURNS_GRACE_S = 0.5
@@ -105,7 +105,7 @@ class Command(BaseCommand):
                 )
                 raise CommandError("no carrier configured", returncode=2)
         try:
-            to = services.normalize_number(opts["number"])
+            to = policy.check(services.normalize_number(opts["number"]))
         except ValidationError as exc:
             raise CommandError(_messages(exc)) from exc
         if opts["scenario"]:
