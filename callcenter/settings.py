@@ -144,7 +144,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Roles (calls/roles.py) as Django permissions: reads need `view`, writes and actions more.
+    "DEFAULT_PERMISSION_CLASSES": ["callcenter.permissions.RolePermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "callcenter.pagination.Pagination",
     "PAGE_SIZE": 25,
@@ -157,6 +158,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "AI phone calls: personas, calls, turns, events and live control.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
 }
 

@@ -62,7 +62,12 @@ def myra(personas):
 
 @pytest.fixture
 def operator(db, django_user_model):
-    return django_user_model.objects.create_user("op", password="pw-123456", is_staff=True)
+    """A staff user with the admin role (every permission the API checks; calls/roles.py)."""
+    from calls.roles import grant
+
+    user = django_user_model.objects.create_user("op", password="pw-123456", is_staff=True)
+    grant(user, "admin")
+    return user
 
 
 @pytest.fixture

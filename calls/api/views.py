@@ -34,6 +34,12 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     filterset_class = CallFilter
     lookup_field = "uuid"
     lookup_url_kwarg = "pk"
+    # Reads need calls.view_call (callcenter.permissions.RolePermissions); these need more.
+    action_permissions = {
+        "create": ("calls.place_call",),
+        **dict.fromkeys(["hangup", "transfer", "digits", "say"], ("calls.control_call",)),
+        "recording": ("calls.view_call", "calls.download_recording"),
+    }
 
     def get_queryset(self):
         return selectors.call_list()
