@@ -108,6 +108,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The API's request-rate counts (callcenter/throttling.py) live here: in this process by default;
+# CACHE_URL (redis://...) shares them between several server processes.
+CACHE_URL = env("CACHE_URL")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
 # In-memory channel layer by default; REDIS_URL switches to channels_redis (needed with several processes).
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
@@ -151,6 +160,19 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "callcenter.exceptions.api_exception_handler",
+    # Per user, and for everyone (`_global`), on the actions that cost money; "" = no limit.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "callcenter.throttling.UserActionRateThrottle",
+        "callcenter.throttling.GlobalActionRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "calls": env("THROTTLE_CALLS", "10/min"),
+        "calls_global": env("THROTTLE_CALLS_GLOBAL", "60/min"),
+        "control": env("THROTTLE_CONTROL", "60/min"),
+        "control_global": env("THROTTLE_CONTROL_GLOBAL", "600/min"),
+        "playground": env("THROTTLE_PLAYGROUND", "20/min"),
+        "playground_global": env("THROTTLE_PLAYGROUND_GLOBAL", "200/min"),
+    },
 }
 
 SPECTACULAR_SETTINGS = {
@@ -209,6 +231,12 @@ DIAL_ALLOWED_COUNTRIES = [
     c.strip().upper() for c in env("DIAL_ALLOWED_COUNTRIES", "US,CA").split(",") if c.strip()
 ]
 DIAL_DENY_LIST = [n.strip() for n in env("DIAL_DENY_LIST").split(",") if n.strip()]
+# Caps on placing calls (0: none): calls active at once (both directions), and calls to one number
+# in 24 hours (none by default on the sandbox carrier, where test numbers are called over and over).
+MAX_ACTIVE_CALLS = int(env("MAX_ACTIVE_CALLS", "50"))
+MAX_CALLS_PER_DESTINATION_PER_DAY = int(
+    env("MAX_CALLS_PER_DESTINATION_PER_DAY", "0" if SANDBOX_CARRIER else "10")
+)
 
 # --- Providers (dotted paths; each hosted one has an offline twin) ----------------------------
 DEEPGRAM_API_KEY = env("DEEPGRAM_API_KEY")

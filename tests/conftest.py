@@ -42,6 +42,16 @@ def _writer_connection_closed(django_db_setup, django_db_blocker):
         close_connection()
 
 
+@pytest.fixture(autouse=True)
+def _request_rates_reset():
+    """The API's request-rate counts are kept in this process's cache: none carry over."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if isinstance(caches["default"], LocMemCache):  # never flush a shared Redis (CACHE_URL)
+        caches["default"].clear()
+
+
 @pytest.fixture
 def redis_url() -> str:
     return require_service(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0", 6379)

@@ -40,6 +40,11 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         **dict.fromkeys(["hangup", "transfer", "digits", "say"], ("calls.control_call",)),
         "recording": ("calls.view_call", "calls.download_recording"),
     }
+    # Request rates (callcenter.throttling; REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]).
+    throttle_scopes = {
+        "create": "calls",
+        **dict.fromkeys(["hangup", "transfer", "digits", "say"], "control"),
+    }
 
     def get_queryset(self):
         return selectors.call_list()

@@ -26,9 +26,11 @@ def call_start(
     welcome_message: str = "",
     from_number: str = "",
 ) -> Call:
-    """Create the call and dial it. A number the dialling policy refuses raises DialRefused before
-    anything is stored; a carrier refusal leaves a failed call and raises CarrierError."""
-    policy.check(services.normalize_number(to, field="to"))
+    """Create the call and dial it. A number the dialling policy refuses raises DialRefused, and a
+    cap reached LimitReached, before anything is stored; a carrier refusal leaves a failed call
+    and raises CarrierError."""
+    number = policy.check(services.normalize_number(to, field="to"))
+    policy.check_capacity(number)
     call = services.call_create(
         persona=persona,
         to=to,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from phonenumbers import PhoneNumberType
+
+from calls import selectors
 
 # Number types that bill the caller at rates set by the callee's network (toll fraud), by rule name.
 REFUSED_TYPES: dict[int, tuple[str, str]] = {
@@ -19,6 +23,11 @@ REFUSED_TYPES: dict[int, tuple[str, str]] = {
 # Global (non-geographic) codes of satellite phones and international networks: Inmarsat (+870),
 # the Global Mobile Satellite System (+881: Iridium, Globalstar, Thuraya...), +882 and +883.
 SATELLITE_CODES = frozenset({870, 881, 882, 883})
+# A call still "active" after this long had its end never reported (Twilio ends any call at four
+# hours): it no longer counts against MAX_ACTIVE_CALLS, so it cannot block new calls forever.
+ACTIVE_HORIZON = timedelta(hours=4)
+DAY = timedelta(days=1)
+ACTIVE_RETRY_AFTER_S = 30
 
 
 @dataclass(frozen=True)
@@ -82,3 +91,33 @@ def check(number: str, *, field: str = "to") -> str:
     if found is not None:
         raise DialRefused(found, field=field)
     return number
+
+
+class LimitReached(Exception):
+    """Too many calls now (MAX_ACTIVE_CALLS) or to one number today: a 429 with Retry-After."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def check_capacity(number: str) -> None:
+    """Raise LimitReached when placing a call to `number` (E.164) now would exceed
+    MAX_ACTIVE_CALLS or MAX_CALLS_PER_DESTINATION_PER_DAY (a rolling 24 hours); 0 = no cap."""
+    now = timezone.now()
+    cap = settings.MAX_ACTIVE_CALLS
+    if cap and selectors.active_call_count(since=now - ACTIVE_HORIZON) >= cap:
+        raise LimitReached(
+            f"{cap} calls are active, the most MAX_ACTIVE_CALLS allows; try again shortly",
+            retry_after=ACTIVE_RETRY_AFTER_S,
+        )
+    per_day = settings.MAX_CALLS_PER_DESTINATION_PER_DAY
+    if per_day:
+        placed = selectors.placed_to(number=number, since=now - DAY)
+        if len(placed) >= per_day:
+            frees_at = placed[per_day - 1] + DAY  # when the call that frees a place turns 24 h old
+            raise LimitReached(
+                f"{number} was called {len(placed)} times in the last 24 hours; "
+                f"MAX_CALLS_PER_DESTINATION_PER_DAY is {per_day}",
+                retry_after=max(1, int((frees_at - now).total_seconds()) + 1),
+            )

@@ -120,6 +120,8 @@ class Command(BaseCommand):
             raise CommandError(_messages(exc)) from exc
         except carrier.CarrierError as exc:
             raise CommandError(f"the carrier refused the call: {exc}", returncode=1) from exc
+        except policy.LimitReached as exc:
+            raise CommandError(f"{exc} (retry in {exc.retry_after} s)", returncode=1) from exc
         where = f"sandbox {base_url}" if base_url else "Twilio"
         scenario = self._scenario(base_url, call.twilio_sid) if base_url else ""
         self.stdout.write(

@@ -2,10 +2,12 @@
 transfer on a live call and the carrier actions themselves; a refused number never reaches Twilio."""
 
 import asyncio
+import io
 import json
 
 import pytest
 from channels.db import database_sync_to_async
+from django.core.management import CommandError, call_command
 
 from calls import services
 from calls.models import Call, CallEvent
@@ -173,3 +175,11 @@ async def test_model_transfer_to_a_premium_number_is_refused(
     transferred = CallEvent.objects.filter(call=call, payload__action="transferred")
     assert not await db(transferred.exists)()
     await ws.disconnect()
+
+
+@pytest.mark.django_db
+def test_the_call_command_refuses_a_number_the_policy_forbids(myra, twilio_fake):
+    with pytest.raises(CommandError, match=r"dialling policy \(premium_rate\)"):
+        call_command("call", "myra-recruiting", "+19002223333", "--var", "applicant_name=Ann",
+                     "--var", "position=SRE", stdout=io.StringIO())  # fmt: skip
+    assert not Call.objects.exists() and not twilio_fake.requests
