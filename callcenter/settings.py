@@ -34,11 +34,25 @@ def _local_secret_key() -> str:
     return path.read_text().strip()
 
 
+SECRET_KEY_FROM_ENV = bool(env("SECRET_KEY"))  # calls/checks.py: required with a real carrier
 SECRET_KEY = env("SECRET_KEY") or _local_secret_key()
 ALLOWED_HOSTS = [
     h.strip() for h in env("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h
 ]
 CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS").split(",") if o]
+
+# HTTPS in production (README, "Going live"; `manage.py check --deploy` lists what is missing).
+# Behind a proxy that ends TLS: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO (the header it sets
+# to "https"); only when the proxy always sets or overwrites that header.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
+SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE")
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE")
+SECURE_PROXY_SSL_HEADER = (
+    (env("SECURE_PROXY_SSL_HEADER"), "https") if env("SECURE_PROXY_SSL_HEADER") else None
+)
 
 INSTALLED_APPS = [
     "daphne",
