@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "phonenumber_field",
     "channels",
+    "axes",
     "agents",
     "calls",
 ]
@@ -80,7 +81,20 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: answers a locked-out login with a 429
 ]
+
+# Password guessing at the admin login (django-axes): after AXES_FAILURE_LIMIT failures for one
+# username from one address, that pair is refused for AXES_COOLOFF_HOURS, even with the right
+# password. `manage.py axes_reset_username <name>` lifts it early.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(env("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(env("AXES_COOLOFF_HOURS", "1"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 
 ROOT_URLCONF = "callcenter.urls"
 ASGI_APPLICATION = "callcenter.asgi.application"
@@ -212,6 +226,7 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "twilio.http_client": {"level": "WARNING"},
         "aiohttp.access": {"level": "WARNING"},
+        "axes.apps": {"level": "WARNING"},  # its version banner, in every process
         # One INFO line per provider request (the TTS and LLM SDKs' HTTP clients): noise, and a
         # formatted write to stderr on the event loop for every sentence spoken.
         "httpx": {"level": "WARNING"},
