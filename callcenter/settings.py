@@ -176,9 +176,13 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 MEDIA_ROOT = Path(env("MEDIA_ROOT") or BASE_DIR / "var" / "media")
 MEDIA_URL = "media/"
 
+# API tokens stop being accepted this long after they were issued (0: never); see
+# callcenter/authentication.py.
+API_TOKEN_TTL_HOURS = int(env("API_TOKEN_TTL_HOURS", str(30 * 24)))
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "callcenter.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Roles (calls/roles.py) as Django permissions: reads need `view`, writes and actions more.

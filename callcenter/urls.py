@@ -5,8 +5,11 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from callcenter.tokens import OwnTokenView
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/token/", OwnTokenView.as_view(), name="api-token"),
     path("api/", include("agents.api.urls")),
     path("api/", include("calls.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
