@@ -48,7 +48,12 @@ def sample_variables(persona: Persona) -> dict[str, object]:
 
 
 def render_prompt(persona: Persona, variables: Mapping[str, object], **runtime: str) -> str:
-    return prompts.render(persona.system_prompt, template_values(persona, variables, **runtime))
+    """The system prompt; its length limit does not count the conversation so far."""
+    return prompts.render(
+        persona.system_prompt,
+        template_values(persona, variables, **runtime),
+        unbounded=("conversation_history",),
+    )
 
 
 def render_greeting(persona: Persona, variables: Mapping[str, object], **runtime: str) -> str:

@@ -80,6 +80,7 @@ class Persona(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("chat_persona", "Can chat with a persona in the playground")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.agent_name})"

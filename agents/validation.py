@@ -21,6 +21,8 @@ RESERVED = prompts.RUNTIME_PLACEHOLDERS | prompts.PERSONA_PLACEHOLDERS
 def _variables_errors(variables: object) -> list[str]:
     if not isinstance(variables, list):
         return ["must be a list of {name, example, description, required} objects"]
+    if len(variables) > prompts.MAX_VARIABLES:
+        return [f"at most {prompts.MAX_VARIABLES} variables"]
     errors, seen = [], set()
     for i, item in enumerate(variables):
         name = item.get("name") if isinstance(item, dict) else None
@@ -131,8 +133,12 @@ def persona_errors(persona: Persona, *, tools: Sequence[str]) -> dict[str, list[
     if "variables" not in errors:
         known = RESERVED | set(persona.variable_names)
         for field in TEMPLATE_FIELDS:
+            template = getattr(persona, field) or ""
+            if len(template) > prompts.MAX_TEMPLATE_CHARS:
+                errors[field] = [f"at most {prompts.MAX_TEMPLATE_CHARS} characters"]
+                continue
             try:
-                prompts.check(getattr(persona, field) or "", known)
+                prompts.check(template, known)
             except prompts.TemplateError as exc:
                 errors[field] = [str(exc)]
     return errors

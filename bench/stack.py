@@ -175,6 +175,13 @@ class Stack:
             ELEVENLABS_API_KEY=KEYS["elevenlabs"],
             ELEVENLABS_BASE_URL=self.urls["elevenlabs"],
             PYTHONUNBUFFERED="1",
+            # The bench places hundreds of calls a minute as one user: no caps, no rate limits.
+            MAX_ACTIVE_CALLS="0",
+            MAX_CALLS_PER_DESTINATION_PER_DAY="0",
+            THROTTLE_CALLS="",
+            THROTTLE_CALLS_GLOBAL="",
+            THROTTLE_CONTROL="",
+            THROTTLE_CONTROL_GLOBAL="",
         )
         if self.carrier_args is not None:
             env.update(

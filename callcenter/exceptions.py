@@ -10,6 +10,7 @@ from rest_framework.views import exception_handler
 
 from calls.status import IllegalTransition
 from calls.telephony.carrier import CarrierError
+from calls.telephony.policy import LimitReached
 
 
 def api_exception_handler(exc, context):
@@ -22,6 +23,12 @@ def api_exception_handler(exc, context):
         return Response(
             {"detail": "still referenced (e.g. a persona with calls); it cannot be deleted"},
             status=status.HTTP_409_CONFLICT,
+        )
+    elif isinstance(exc, LimitReached):
+        return Response(
+            {"detail": str(exc)},
+            status=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers={"Retry-After": str(exc.retry_after)},
         )
     elif isinstance(exc, CarrierError):
         call = getattr(exc, "call", None)

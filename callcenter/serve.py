@@ -39,6 +39,24 @@ def command(server: str, host: str, port: int, app: str = APP) -> list[str]:
     raise ValueError(f"unknown server {server!r}; choose from {', '.join(SERVERS)}")
 
 
+def refuse_insecure_settings() -> None:
+    """Exit before serving when the deployment checks of calls/checks.py find an error (the
+    sandbox's token, http, no SECRET_KEY or DEBUG, with the real Twilio)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "callcenter.settings")
+    import django
+    from django.core import checks
+
+    django.setup()
+    from calls.checks import TAG
+
+    found = checks.run_checks(tags=[TAG], include_deployment_checks=True)
+    errors = [message for message in found if message.is_serious()]
+    if errors:
+        for error in errors:
+            print(f"refusing to start: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m callcenter.serve", description=__doc__)
     parser.add_argument("--server", choices=SERVERS, default=os.environ.get("SERVER") or "daphne")
@@ -46,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--app", default=APP)
     args = parser.parse_args(argv)
+    refuse_insecure_settings()
     cmd = command(args.server, args.host, args.port, args.app)
     os.execv(cmd[0], cmd)  # the server takes this process over: signals reach it directly
 

@@ -34,11 +34,25 @@ def _local_secret_key() -> str:
     return path.read_text().strip()
 
 
+SECRET_KEY_FROM_ENV = bool(env("SECRET_KEY"))  # calls/checks.py: required with a real carrier
 SECRET_KEY = env("SECRET_KEY") or _local_secret_key()
 ALLOWED_HOSTS = [
     h.strip() for h in env("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h
 ]
 CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS").split(",") if o]
+
+# HTTPS in production (README, "Going live"; `manage.py check --deploy` lists what is missing).
+# Behind a proxy that ends TLS: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO (the header it sets
+# to "https"); only when the proxy always sets or overwrites that header.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
+SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE")
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE")
+SECURE_PROXY_SSL_HEADER = (
+    (env("SECURE_PROXY_SSL_HEADER"), "https") if env("SECURE_PROXY_SSL_HEADER") else None
+)
 
 INSTALLED_APPS = [
     "daphne",
@@ -54,6 +68,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "phonenumber_field",
     "channels",
+    "axes",
     "agents",
     "calls",
 ]
@@ -66,7 +81,20 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: answers a locked-out login with a 429
 ]
+
+# Password guessing at the admin login (django-axes): after AXES_FAILURE_LIMIT failures for one
+# username from one address, that pair is refused for AXES_COOLOFF_HOURS, even with the right
+# password. `manage.py axes_reset_username <name>` lifts it early.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(env("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(env("AXES_COOLOFF_HOURS", "1"))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 
 ROOT_URLCONF = "callcenter.urls"
 ASGI_APPLICATION = "callcenter.asgi.application"
@@ -108,6 +136,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The API's request-rate counts (callcenter/throttling.py) live here: in this process by default;
+# CACHE_URL (redis://...) shares them between several server processes.
+CACHE_URL = env("CACHE_URL")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
 # In-memory channel layer by default; REDIS_URL switches to channels_redis (needed with several processes).
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
@@ -142,17 +179,35 @@ MEDIA_URL = "media/"
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
+# API tokens stop being accepted this long after they were issued (0: never); see
+# callcenter/authentication.py.
+API_TOKEN_TTL_HOURS = int(env("API_TOKEN_TTL_HOURS", str(30 * 24)))
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "callcenter.authentication.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Roles (calls/roles.py) as Django permissions: reads need `view`, writes and actions more.
+    "DEFAULT_PERMISSION_CLASSES": ["callcenter.permissions.RolePermissions"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "callcenter.pagination.Pagination",
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "callcenter.exceptions.api_exception_handler",
+    # Per user, and for everyone (`_global`), on the actions that cost money; "" = no limit.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "callcenter.throttling.UserActionRateThrottle",
+        "callcenter.throttling.GlobalActionRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "calls": env("THROTTLE_CALLS", "10/min"),
+        "calls_global": env("THROTTLE_CALLS_GLOBAL", "60/min"),
+        "control": env("THROTTLE_CONTROL", "60/min"),
+        "control_global": env("THROTTLE_CONTROL_GLOBAL", "600/min"),
+        "playground": env("THROTTLE_PLAYGROUND", "20/min"),
+        "playground_global": env("THROTTLE_PLAYGROUND_GLOBAL", "200/min"),
+    },
 }
 
 SPECTACULAR_SETTINGS = {
@@ -160,6 +215,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "AI phone calls: personas, calls, turns, events and live control.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
@@ -177,6 +233,7 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "twilio.http_client": {"level": "WARNING"},
         "aiohttp.access": {"level": "WARNING"},
+        "axes.apps": {"level": "WARNING"},  # its version banner, in every process
         # One INFO line per provider request (the TTS and LLM SDKs' HTTP clients): noise, and a
         # formatted write to stderr on the event loop for every sentence spoken.
         "httpx": {"level": "WARNING"},
@@ -207,6 +264,19 @@ STREAM_TOKEN_TTL_SECONDS = int(env("STREAM_TOKEN_TTL_SECONDS", "120"))
 # this many sockets may wait for their `start` at once (more are refused at the upgrade).
 STREAM_START_TIMEOUT_SECONDS = float(env("STREAM_START_TIMEOUT_SECONDS", "3"))
 MAX_PENDING_STREAMS = int(env("MAX_PENDING_STREAMS", "200"))
+# The dialling policy (calls/telephony/policy.py) for every number the product calls: the ISO
+# countries allowed, and numbers or prefixes never dialled ("+1900,+4487"). Premium-rate,
+# shared-cost, UAN, personal and satellite numbers are always refused.
+DIAL_ALLOWED_COUNTRIES = [
+    c.strip().upper() for c in env("DIAL_ALLOWED_COUNTRIES", "US,CA").split(",") if c.strip()
+]
+DIAL_DENY_LIST = [n.strip() for n in env("DIAL_DENY_LIST").split(",") if n.strip()]
+# Caps on placing calls (0: none): calls active at once (both directions), and calls to one number
+# in 24 hours (none by default on the sandbox carrier, where test numbers are called over and over).
+MAX_ACTIVE_CALLS = int(env("MAX_ACTIVE_CALLS", "50"))
+MAX_CALLS_PER_DESTINATION_PER_DAY = int(
+    env("MAX_CALLS_PER_DESTINATION_PER_DAY", "0" if SANDBOX_CARRIER else "10")
+)
 
 # --- Providers (dotted paths; each hosted one has an offline twin) ----------------------------
 DEEPGRAM_API_KEY = env("DEEPGRAM_API_KEY")

@@ -73,6 +73,12 @@ class Call(models.Model):
             models.Index(fields=["direction", "-created_at"]),
             models.Index(fields=["from_number"]),
         ]
+        # Beyond view/add/change/delete; the roles that hold them are in calls/roles.py.
+        permissions = [
+            ("place_call", "Can place calls"),
+            ("control_call", "Can control and supervise live calls"),
+            ("download_recording", "Can download call recordings"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.direction} {self.to_number} ({self.status})"

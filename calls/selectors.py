@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from statistics import median
 
 from django.db.models import Avg, Count, Q, QuerySet
 
-from calls.models import Call, CallEvent, Turn
-from calls.status import CallStatus
+from calls.models import Call, CallEvent, Direction, Turn
+from calls.status import ACTIVE, CallStatus
 
 # Calls whose answer is not known yet.
 UNDECIDED = (CallStatus.QUEUED, CallStatus.RINGING)
@@ -15,6 +16,19 @@ UNDECIDED = (CallStatus.QUEUED, CallStatus.RINGING)
 
 def call_list() -> QuerySet[Call]:
     return Call.objects.select_related("persona").order_by("-created_at", "-id")
+
+
+def active_call_count(*, since: datetime) -> int:
+    """Calls (either direction) created since `since` that have not ended."""
+    return Call.objects.filter(status__in=ACTIVE, created_at__gte=since).count()
+
+
+def placed_to(*, number: str, since: datetime) -> list[datetime]:
+    """When each outbound call to `number` (E.164) since `since` was created, newest first."""
+    calls = Call.objects.filter(
+        direction=Direction.OUTBOUND, to_number=number, created_at__gte=since
+    )
+    return list(calls.order_by("-created_at").values_list("created_at", flat=True))
 
 
 def turn_list(*, call: Call, after: int = 0) -> QuerySet[Turn]:

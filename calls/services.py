@@ -15,8 +15,8 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from agents import context as persona_context
+from agents import prompts
 from agents.models import Persona
-from agents.prompts import TemplateError
 from calls import events
 from calls.models import Call, CallEvent, Direction, EventType, Turn
 from calls.status import TERMINAL, CallStatus, IllegalTransition, can_transition, is_stale
@@ -50,6 +50,17 @@ def _check_variables(
 ) -> dict[str, str]:
     if not isinstance(variables, Mapping):
         raise ValidationError({"variables": ["must be an object of name -> value"]})
+    if len(variables) > prompts.MAX_VARIABLES:
+        raise ValidationError({"variables": [f"at most {prompts.MAX_VARIABLES} variables"]})
+    for name, value in variables.items():
+        if len(str(name)) > prompts.MAX_VARIABLE_NAME_CHARS:
+            raise ValidationError(
+                {"variables": [f"names are at most {prompts.MAX_VARIABLE_NAME_CHARS} characters"]}
+            )
+        if len(str(value)) > prompts.MAX_VARIABLE_CHARS:
+            raise ValidationError(
+                {"variables": [f"{name}: at most {prompts.MAX_VARIABLE_CHARS} characters"]}
+            )
     missing = [n for n in persona.required_variables if str(variables.get(n, "")).strip() == ""]
     if missing and required:
         raise ValidationError(
@@ -61,7 +72,7 @@ def _check_variables(
     try:
         persona_context.render_prompt(persona, clean)
         persona_context.render_greeting(persona, clean)
-    except TemplateError as exc:
+    except prompts.TemplateError as exc:
         raise ValidationError({"variables": [str(exc)]}) from None
     return clean
 

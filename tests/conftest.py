@@ -42,6 +42,16 @@ def _writer_connection_closed(django_db_setup, django_db_blocker):
         close_connection()
 
 
+@pytest.fixture(autouse=True)
+def _request_rates_reset():
+    """The API's request-rate counts are kept in this process's cache: none carry over."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if isinstance(caches["default"], LocMemCache):  # never flush a shared Redis (CACHE_URL)
+        caches["default"].clear()
+
+
 @pytest.fixture
 def redis_url() -> str:
     return require_service(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0", 6379)
@@ -62,7 +72,12 @@ def myra(personas):
 
 @pytest.fixture
 def operator(db, django_user_model):
-    return django_user_model.objects.create_user("op", password="pw-123456", is_staff=True)
+    """A staff user with the admin role (every permission the API checks; calls/roles.py)."""
+    from calls.roles import grant
+
+    user = django_user_model.objects.create_user("op", password="pw-123456", is_staff=True)
+    grant(user, "admin")
+    return user
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,6 +18,22 @@ COLUMNS = [
     "answered_by", "answered_at", "ended_at", "duration", "end_reason", "current_stage",
     "summary", "extracted_data", "variables", "recording_url",
 ]  # fmt: skip
+
+
+# A spreadsheet runs a cell (or a line of one) starting with one of these as a formula, also after
+# leading blanks (OWASP, "CSV Injection"); a plain number or E.164 phone number cannot call anything.
+_FORMULA_START = re.compile(r"^[\s\u00a0]*[=+\-@|%]|^[\t\r]")
+_PLAIN_NUMBER = re.compile(r"^[+-]?[0-9][0-9,.]*$")
+
+
+def neutralise(cell: str) -> str:
+    """`cell` made inert for a spreadsheet: each line that could start a formula gets a leading
+    apostrophe, so it is read as text. defusedcsv, the maintained package for this, misses leading
+    blanks, tabs and the later lines of a multi-line cell."""
+    if _PLAIN_NUMBER.match(cell):
+        return cell
+    lines = cell.splitlines(keepends=True)
+    return "".join(f"'{line}" if _FORMULA_START.match(line) else line for line in lines)
 
 
 def fetch_all(client: ApiClient, filters: Mapping[str, Any]) -> list[Call]:
@@ -39,10 +56,12 @@ def rows(calls: Iterable[Call]) -> list[list[str | int | float]]:
 
 
 def to_csv(calls: Iterable[Call]) -> bytes:
+    """Every text cell neutralised against formula injection (`neutralise`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
-    writer.writerows(rows(calls))
+    for row in rows(calls):
+        writer.writerow([neutralise(cell) if isinstance(cell, str) else cell for cell in row])
     return buffer.getvalue().encode("utf-8")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,24 @@ EVENT_ICONS = {
     "override": ":material/record_voice_over:",
     "error": ":material/error:",
 }
+
+
+# What turns text into markdown (links, images, HTML, emphasis) or into Streamlit's extensions of
+# it (`$` LaTeX, `:color[...]`); backslash-escaped, each shows as itself.
+_MARKDOWN = re.compile(r"([\\`*_\[\]()<>!#$~|])")
+
+
+def plain(text: object) -> str:
+    """`text` (a caller's words, a model's arguments) for a markdown line: escaped so that it shows
+    as written and can make no link, image or markup; one line. Whole turns use `st.text`."""
+    escaped = _MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
+    # Bare URLs become links in GitHub-flavoured markdown: break the patterns it looks for.
+    return escaped.replace("://", ":\\/\\/").replace("www.", "www\\.")
+
+
+def code(text: object) -> str:
+    """`text` as an inline code span (nothing in it is markup; a backtick would end it)."""
+    return "`" + " ".join(str(text).split()).replace("`", "'") + "`"
 
 
 @dataclass
@@ -75,37 +94,38 @@ def _args(value: Any) -> str:
 
 
 def describe_event(event: Event) -> str:
-    """One line for an event; unknown payload shapes fall back to their JSON."""
+    """One markdown line for an event (every value from the call escaped: `plain`, `code`);
+    unknown payload shapes fall back to their JSON."""
     p = event.get("payload") or {}
     kind = event.get("type", "")
     if kind == "status":
-        reason = f" ({p['reason']})" if p.get("reason") else ""
-        return f"Status → **{p.get('status', '?')}**{reason}"
+        reason = f" ({plain(p['reason'])})" if p.get("reason") else ""
+        return f"Status → **{plain(p.get('status', '?'))}**{reason}"
     if kind == "stage":
-        return f"Stage → **{p.get('stage', '?')}**"
+        return f"Stage → **{plain(p.get('stage', '?'))}**"
     if kind == "dtmf":
         digits = p.get("digits") or p.get("digit") or _args(p)
-        who = f" by {p['by']}" if p.get("by") else ""
-        return f"DTMF `{digits}`{who}"
+        who = f" by {plain(p['by'])}" if p.get("by") else ""
+        return f"DTMF {code(digits)}{who}"
     if kind == "tool_call":
         name = p.get("name") or p.get("tool") or "tool"
         args = _args(p.get("arguments", p.get("args")))
-        result = f" → {_args(p['result'])}" if p.get("result") not in (None, "") else ""
-        return f"Tool call `{name}({args})`{result}"
+        result = f" → {plain(_args(p['result']))}" if p.get("result") not in (None, "") else ""
+        return f"Tool call {code(f'{name}({args})')}{result}"
     if kind == "control":
-        action = p.get("action", "?")
-        detail = p.get("to") or p.get("digits") or ""
+        action = plain(p.get("action", "?"))
+        detail = plain(p.get("to") or p.get("digits") or "")
         if p.get("reason") or action == "transferred":
             # The call acting on its own (the agent's end_call / transfer_call), not the operator.
             done = {"hangup": "Hung up", "transferred": "Transferred to"}.get(action, action)
-            reason = f" ({p['reason']})" if p.get("reason") else ""
+            reason = f" ({plain(p['reason'])})" if p.get("reason") else ""
             return f"{done} {detail}".rstrip() + reason
         return f"Operator: {action} {detail}".rstrip()
     if kind == "override":
-        return f"Operator said: “{p.get('text', '')}”"
+        return f"Operator said: “{plain(p.get('text', ''))}”"
     if kind == "error":
-        return f"Error: {p.get('message') or p.get('detail') or _args(p)}"
-    return f"{kind}: {_args(p)}"
+        return f"Error: {plain(p.get('message') or p.get('detail') or _args(p))}"
+    return f"{plain(kind)}: {plain(_args(p))}"
 
 
 def timeline(feed: Feed) -> list[tuple[str, Turn | Event]]:

@@ -25,6 +25,9 @@ class PersonaViewSet(viewsets.ModelViewSet):
     serializer_class = PersonaSerializer
     lookup_field = "slug"
     queryset = selectors.persona_list()
+    # Reads and writes need the persona's view/add/change/delete permissions; the playground:
+    action_permissions = {"chat": ("agents.view_persona", "agents.chat_persona")}
+    throttle_scopes = {"chat": "playground"}  # each reply is an LLM request
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

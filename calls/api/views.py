@@ -34,6 +34,17 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     filterset_class = CallFilter
     lookup_field = "uuid"
     lookup_url_kwarg = "pk"
+    # Reads need calls.view_call (callcenter.permissions.RolePermissions); these need more.
+    action_permissions = {
+        "create": ("calls.place_call",),
+        **dict.fromkeys(["hangup", "transfer", "digits", "say"], ("calls.control_call",)),
+        "recording": ("calls.view_call", "calls.download_recording"),
+    }
+    # Request rates (callcenter.throttling; REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]).
+    throttle_scopes = {
+        "create": "calls",
+        **dict.fromkeys(["hangup", "transfer", "digits", "say"], "control"),
+    }
 
     def get_queryset(self):
         return selectors.call_list()

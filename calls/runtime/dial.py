@@ -13,7 +13,7 @@ from calls.live import warmup
 from calls.models import Call
 from calls.runtime.factory import stt_options, tts_options
 from calls.status import CallStatus
-from calls.telephony import carrier
+from calls.telephony import carrier, policy
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,11 @@ def call_start(
     welcome_message: str = "",
     from_number: str = "",
 ) -> Call:
-    """Create the call and dial it. A carrier refusal leaves a failed call and raises CarrierError."""
+    """Create the call and dial it. A number the dialling policy refuses raises DialRefused, and a
+    cap reached LimitReached, before anything is stored; a carrier refusal leaves a failed call
+    and raises CarrierError."""
+    number = policy.check(services.normalize_number(to, field="to"))
+    policy.check_capacity(number)
     call = services.call_create(
         persona=persona,
         to=to,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 
 from calls.models import Call
-from calls.telephony import carrier, tokens, twiml
+from calls.telephony import carrier, policy, tokens, twiml
 
 
 class TwilioCallActions:
@@ -20,6 +20,7 @@ class TwilioCallActions:
             await sync_to_async(carrier.update_call)(self.twilio_sid, status="completed")
 
     async def transfer(self, number: str) -> None:
+        policy.check(number)  # the model's or an operator's choice alike: raises DialRefused
         await sync_to_async(carrier.update_call)(self.twilio_sid, twiml=twiml.transfer(number))
 
     async def press_digits(self, digits: str) -> None:

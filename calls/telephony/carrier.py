@@ -9,6 +9,7 @@ from django.conf import settings
 from django.urls import reverse
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
+from calls.telephony import policy
 from calls.telephony.client import twilio_client
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,11 @@ def create_call(
     machine_detection: bool = False,
     record: bool = False,
 ) -> str:
-    """Place a call; returns the call SID or raises CarrierError. Once answered, the carrier
-    asks `answer_url` for the stream: its token is issued then, not while the call waits in
-    the carrier's queue (calls per second) or rings."""
+    """Place a call; returns the call SID, or raises CarrierError (or DialRefused: `to` is checked
+    against the dialling policy here too, so no caller of this can skip it). Once answered, the
+    carrier asks `answer_url` for the stream: its token is issued then, not while the call waits
+    in the carrier's queue (calls per second) or rings."""
+    policy.check(to)
     kwargs: dict[str, object] = {
         "to": to,
         "from_": from_,

@@ -12,7 +12,7 @@ from calls import services
 from calls.events import control_group
 from calls.models import Call, EventType
 from calls.status import CallStatus
-from calls.telephony import carrier
+from calls.telephony import carrier, policy
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def hang_up(call: Call, *, reason: str = "hung up by operator") -> Call:
 
 def transfer(call: Call, *, to: str) -> None:
     _require_live(call)
-    number = services.normalize_number(to, field="to")
+    number = policy.check(services.normalize_number(to, field="to"))
     services.event_record(
         call_id=call.pk, type=EventType.CONTROL, payload={"action": "transfer", "to": number}
     )

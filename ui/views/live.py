@@ -10,7 +10,7 @@ import streamlit as st
 
 from ui import metrics, state
 from ui.api_client import TERMINAL_STATUSES, ApiClient, ApiError, Call, FieldErrors, NotFound, Turn
-from ui.transcript import EVENT_ICONS, Feed, describe_event, timeline
+from ui.transcript import EVENT_ICONS, Feed, describe_event, plain, timeline
 
 SPEAKERS = {
     "agent": ("Agent", ":material/support_agent:"),
@@ -54,11 +54,15 @@ def render_turn(turn: Turn) -> None:
         v2v = metrics.voice_to_voice_ms(turn)
         extra = f" · {v2v:.0f} ms" if v2v is not None else ""
         st.caption(f"**{label}** · #{turn['seq']} · {when}{extra}")
+        # The words as said, never markdown: a caller cannot make links or images appear here.
         if turn.get("interrupted"):
-            st.markdown(turn.get("heard_text") or "_(interrupted before anything was heard)_")
-            st.caption(f":material/content_cut: Interrupted. Full text: {turn['text']}")
+            if turn.get("heard_text"):
+                st.text(turn["heard_text"])
+            else:
+                st.caption("_(interrupted before anything was heard)_")
+            st.caption(f":material/content_cut: Interrupted. Full text: {plain(turn['text'])}")
         else:
-            st.markdown(turn["text"])
+            st.text(turn["text"])
 
 
 def render_status(call: Call) -> None:
@@ -186,7 +190,10 @@ def outcome(api: ApiClient, call: Call) -> None:
     else:
         st.caption("No recording.")
     st.write("**Summary**")
-    st.markdown(call.get("summary") or "_No summary yet._")
+    if call.get("summary"):
+        st.text(call["summary"])  # written from the caller's words: text, never markdown
+    else:
+        st.caption("No summary yet.")
     st.write("**Extracted data**")
     if call.get("extracted_data"):
         st.json(call["extracted_data"])

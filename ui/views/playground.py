@@ -8,6 +8,7 @@ import streamlit as st
 
 from ui import data, state
 from ui.api_client import ApiClient, ApiError, NotFound, Persona
+from ui.transcript import code
 
 
 def unavailable(slug: str) -> None:
@@ -34,11 +35,16 @@ def render_history(history: list[dict]) -> None:
     for message in history:
         role = "assistant" if message["role"] == "assistant" else "user"
         with st.chat_message(role):
-            st.markdown(message["content"] or "_(no words)_")
+            if message["content"]:
+                st.text(message["content"])  # the model's words, never markdown
+            else:
+                st.caption("_(no words)_")
             for call in message.get("tool_calls") or []:
                 name = call.get("name") or call.get("tool") or "tool"
                 args = call.get("arguments", call.get("args", {}))
-                st.caption(f":material/build: `{name}({json.dumps(args, ensure_ascii=False)})`")
+                st.caption(
+                    f":material/build: {code(f'{name}({json.dumps(args, ensure_ascii=False)})')}"
+                )
 
 
 def ask(api: ApiClient, slug: str, history: list[dict], variables: dict[str, str]) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 
@@ -31,6 +33,10 @@ class Command(BaseCommand):
             self.stdout.write(f"operator login: {username} / {password}")
         wanted = os.environ.get("OPERATOR_TOKEN", "")
         token = Token.objects.filter(user=user).first()
+        ttl = settings.API_TOKEN_TTL_HOURS  # callcenter/authentication.py refuses older tokens
+        if token is not None and ttl and token.created <= timezone.now() - timedelta(hours=ttl):
+            token.delete()  # expired: a new one (the same key again when OPERATOR_TOKEN names it)
+            token = None
         if wanted and (token is None or token.key != wanted):
             Token.objects.filter(user=user).delete()
             token = Token.objects.create(user=user, key=wanted)

@@ -20,7 +20,7 @@ from calls import selectors, services
 from calls.models import Call, Turn
 from calls.runtime.dial import call_start
 from calls.status import TERMINAL, CallStatus
-from calls.telephony import carrier, client, control
+from calls.telephony import carrier, client, control, policy
 
 PLACEHOLDER_SID = "AC" + "0" * 32  # settings' default: no Twilio account configured
 FINAL_TURNS_GRACE_S = 0.5
@@ -105,7 +105,7 @@ class Command(BaseCommand):
                 )
                 raise CommandError("no carrier configured", returncode=2)
         try:
-            to = services.normalize_number(opts["number"])
+            to = policy.check(services.normalize_number(opts["number"]))
         except ValidationError as exc:
             raise CommandError(_messages(exc)) from exc
         if opts["scenario"]:
@@ -120,6 +120,8 @@ class Command(BaseCommand):
             raise CommandError(_messages(exc)) from exc
         except carrier.CarrierError as exc:
             raise CommandError(f"the carrier refused the call: {exc}", returncode=1) from exc
+        except policy.LimitReached as exc:
+            raise CommandError(f"{exc} (retry in {exc.retry_after} s)", returncode=1) from exc
         where = f"sandbox {base_url}" if base_url else "Twilio"
         scenario = self._scenario(base_url, call.twilio_sid) if base_url else ""
         self.stdout.write(
