@@ -107,7 +107,7 @@ def test_carrier_create_call_checks_the_policy_itself(twilio_fake):
     from calls.telephony import carrier
 
     with pytest.raises(policy.DialRefused):
-        carrier.create_call(call_uuid="x", to="+2694600000", from_="+15005550006", twiml="<x/>")
+        carrier.create_call(call_uuid="x", to="+2694600000", from_="+15005550006")
     assert not twilio_fake.requests
 
 
@@ -153,7 +153,7 @@ async def test_model_transfer_to_a_premium_number_is_refused(
     call = premium_transfer_call
     hosted_fakes.deepgram.script(["Put me through to a person.", "Hello?"])
     hosted_fakes.openai.script(
-        ["Let me transfer you.", {"name": "transfer_call", "arguments": {"to": "+19002223333"}}],
+        ["Let me transfer you.", {"name": "transfer_call", "arguments": {}}],
         "I am sorry, I cannot transfer you.",
     )
     ws = await open_stream(call)
