@@ -27,6 +27,7 @@ install: $(VENV)/.installed
 setup: install
 	@mkdir -p var
 	@$(PY) manage.py migrate --noinput -v0
+	@$(PY) manage.py collectstatic --noinput -v0  # the admin's, DRF's and Swagger UI's files
 	@$(PY) manage.py load_personas fixtures/personas.yaml
 	@$(PY) manage.py ensure_operator
 
