@@ -36,6 +36,8 @@ def run(*args: str) -> tuple[int, str, str]:
     except CommandError as exc:
         code = exc.returncode
         err.write(str(exc))
+    except SystemExit as exc:  # an outcome other than completed: a plain last line and its code
+        code = exc.code
     return code, out.getvalue(), err.getvalue()
 
 
@@ -82,7 +84,7 @@ def test_it_finds_the_carrier_make_run_starts_in_the_server(settings, live_serve
         settings.PUBLIC_BASE_URL = live_server.url
         carrier.plan(TO, parse({"answer": "busy", "ring": 0.1}, "b"))
         code, out, _ = run("myra-recruiting", TO, *VARS, "--follow")
-        assert code == 1 and f"via sandbox {carrier.base_url}" in out and "status  busy" in out
+        assert code == 4 and f"via sandbox {carrier.base_url}" in out and "status  busy" in out
     finally:
         carrier.stop()
         client.reset()
@@ -119,7 +121,10 @@ def test_unanswered_calls_exit_non_zero(sandbox, outcome):
         sandbox.plan(TO, parse({"answer": "no-answer", "ring": 0.2}, "no-answer"))
         args = []
     code, out, err = run("myra-recruiting", TO, *VARS, *args, "--follow")
-    assert code == 1 and f"call {outcome}" in err
+    assert code == {"busy": 4, "no-answer": 5}[outcome] and not err
+    assert out.splitlines()[-1] == f"call {outcome}: " + {
+        "busy": "the line was busy, nobody answered", "no-answer": "it rang, nobody answered",
+    }[outcome]  # fmt: skip
     assert f"status  {outcome}" in out
     assert Call.objects.get().status == outcome
 
