@@ -354,7 +354,7 @@ def test_two_personas_talk_on_two_supervisable_calls(server):
            10, log, transcript)  # fmt: skip
 
     # The operator hangs up the inbound call: the carrier ends both (`stop` on both streams).
-    _ok(api.post(f"/api/calls/{inbound['id']}/hangup/"))
+    _ok(api.post(f"/api/calls/{inbound['id']}/hangup/"), 202)
 
     def both_ended() -> list[dict] | None:
         calls = [_ok(api.get(f"/api/calls/{c['id']}/")) for c in (outbound, inbound)]
