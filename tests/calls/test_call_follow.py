@@ -159,6 +159,10 @@ def test_the_ivr_call_shows_the_key_the_agent_pressed(server):
     assert 'tool  press_digits {"digits": "2"}' in lines, out
     pressed = lines.index("keys  2 pressed by the agent")
     assert any("Prior authorizations" in line for line in lines[pressed:]), out
+    # The scripted engine moved the call on through Sarah's stages, to the close with the goodbye.
+    stages = [line.split(None, 1)[1] for line in lines if line.startswith("stage  ")]
+    assert stages and stages[-1] == "close", out
+    assert lines.index("stage  close") < lines.index("tool  end_call"), out
     assert code == 0 and lines[-2] == "status  completed", out
 
 
