@@ -16,7 +16,7 @@ PERSONA = PersonaSpec(
     greeting="Hi, this is Myra. Am I speaking with Jordan?",
     goodbye="Thanks, Jordan. Goodbye!",
     stages=(
-        Stage("introduction", "Introduce yourself and confirm you are speaking with the applicant."),
+        Stage("introduction", "Introduce yourself and confirm it is the applicant."),
         Stage("interest", "Ask whether they are still interested in the position."),
         Stage("availability", "Ask when they are free for an interview this week."),
         Stage("questions", "Ask if they have any questions about the role."),
@@ -77,7 +77,8 @@ async def test_no_questions_goes_to_the_closing_stage_with_the_goodbye():
     for line in ("Yes.", "Yes.", "Thursday."):
         await call.caller(line)
     said, calls = await call.caller("No, I don't have any questions.")
-    assert said == "Thanks, Jordan. Goodbye!" and [c.name for c in calls] == ["set_stage", "end_call"]
+    assert said == "Thanks, Jordan. Goodbye!"
+    assert [c.name for c in calls] == ["set_stage", "end_call"]
     assert call.stages[-1] == "close"
 
 
