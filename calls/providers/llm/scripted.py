@@ -42,6 +42,7 @@ TOOL_FOLLOW_UPS = {
 DEFAULT_FOLLOW_UP = "All done. " + ANYTHING_ELSE
 STRICT_QA_THRESHOLD = 0.85  # for statements: answering a stage question often echoes a QA's words
 # A stage whose instruction is to say goodbye is reached by saying the persona's goodbye.
+QUOTED = re.compile(r"[\"“][^\"”]+[\"”]")  # a stage instruction quoting the line to say
 CLOSING = re.compile(r"\b(?:good-?bye|bye|end the call|hang up)\b", re.I)
 
 _SUBJECT = r"\b(?:they|he|she|the (?:caller|candidate|customer|client|prospect|lead|user|person))\b"
@@ -310,6 +311,10 @@ class Dialogue:
         if following < len(self.lines):
             if CLOSING.search(self.stages[following].description or ""):
                 return self._goodbye()
+            # No ack before the agent's first words (it waited for the other side), nor before a
+            # line the persona quotes: that line is said exactly as written.
+            if not self.spoken or QUOTED.search(self.stages[following].description or ""):
+                ack = ""
             return self._with_stage(Reply(ack + self.lines[following]), following)
         if m.is_question(said):
             return Reply(DONT_KNOW)
