@@ -41,8 +41,8 @@ TOOL_FOLLOW_UPS = {
 }
 DEFAULT_FOLLOW_UP = "All done. " + ANYTHING_ELSE
 STRICT_QA_THRESHOLD = 0.85  # for statements: answering a stage question often echoes a QA's words
-# A stage whose instruction is to say goodbye is reached by saying the persona's goodbye.
 QUOTED = re.compile(r"[\"“][^\"”]+[\"”]")  # a stage instruction quoting the line to say
+# A stage whose instruction is to say goodbye is reached by saying the persona's goodbye.
 CLOSING = re.compile(r"\b(?:good-?bye|bye|end the call|hang up)\b", re.I)
 
 _SUBJECT = r"\b(?:they|he|she|the (?:caller|candidate|customer|client|prospect|lead|user|person))\b"
@@ -201,6 +201,11 @@ def _recorded_stages(messages: list[dict]) -> set[str]:
     return names
 
 
+def _closing(stage: Stage) -> bool:
+    """A stage whose own instruction (not a line it quotes) is to say goodbye."""
+    return bool(CLOSING.search(QUOTED.sub("", stage.description or "")))
+
+
 class Dialogue:
     """Decides one reply from the request; every method is a pure function of the request."""
 
@@ -257,7 +262,7 @@ class Dialogue:
             (self.persona.goodbye if self.persona else "") or DEFAULT_GOODBYE, self.persona
         )
         reply = Reply(text, "end_call") if "end_call" in self.tools else Reply(text)
-        closing = [i for i, s in enumerate(self.stages) if CLOSING.search(s.description or "")]
+        closing = [i for i, s in enumerate(self.stages) if _closing(s)]
         return self._with_stage(reply, closing[-1] if closing else len(self.stages) - 1)
 
     def _after_tool(self, message: dict) -> Reply:
@@ -309,7 +314,7 @@ class Dialogue:
         ack = "Great. " if m.is_yes(said) else "I understand. " if m.is_no(said) else "Thank you. "
         following = max(self._stages_reached(), default=-1) + 1
         if following < len(self.lines):
-            if CLOSING.search(self.stages[following].description or ""):
+            if _closing(self.stages[following]):
                 return self._goodbye()
             # No ack before the agent's first words (it waited for the other side), nor before a
             # line the persona quotes: that line is said exactly as written.

@@ -106,3 +106,16 @@ async def test_without_the_tool_nothing_is_recorded():
     for line in ("Yes.", "Yes.", "Thursday.", "No, that's all. Goodbye."):
         _, calls = await call.caller(line)
     assert call.stages == [] and [c.name for c in calls] == ["end_call"]
+
+
+async def test_a_quoted_line_with_a_goodbye_in_it_is_said_as_written():
+    persona = PersonaSpec(
+        name="Desk", agent_name="Riley", goodbye="Bye now!", tools=("end_call",),
+        stages=(Stage("verify", 'Ask "May I have the account number?"'),
+                Stage("close", 'Say "Your reference is R 2. Thank you. Goodbye."')),
+    )  # fmt: skip
+    call = Call(persona, tool_schemas(persona))
+    said, _ = await call.caller("Hi, I need help with a charge.")
+    assert said == "May I have the account number?"
+    said, _ = await call.caller("It is 4417.")
+    assert said == "Your reference is R 2. Thank you. Goodbye." and call.stages[-1] == "close"
