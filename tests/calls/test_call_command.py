@@ -93,7 +93,7 @@ def test_it_finds_the_carrier_make_run_starts_in_the_server(settings, live_serve
 @pytest.mark.django_db
 def test_input_errors_are_reported(settings, personas):
     settings.TWILIO_API_BASE_URL = "http://127.0.0.1:9"
-    assert "known: billing-advocate" in run("nobody", TO)[2]
+    assert "known: acme-billing, billing-advocate" in run("nobody", TO)[2]
     assert "--var takes NAME=VALUE" in run("myra-recruiting", TO, "--var", "oops")[2]
     assert "not a valid phone number" in run("myra-recruiting", "+1555", *VARS)[2]
     assert "missing required variable" in run("myra-recruiting", TO)[2]
