@@ -27,6 +27,7 @@ install: $(VENV)/.installed
 setup: install
 	@mkdir -p var
 	@$(PY) manage.py migrate --noinput -v0
+	@$(PY) manage.py collectstatic --noinput -v0  # the admin's, DRF's and Swagger UI's files
 	@$(PY) manage.py load_personas fixtures/personas.yaml
 	@$(PY) manage.py ensure_operator
 
@@ -38,7 +39,7 @@ serve:
 		--browser.gatherUsageStats false & \
 	console=$$!; trap 'kill $$console 2>/dev/null' EXIT INT TERM; \
 	SANDBOX_CARRIER=$${SANDBOX_CARRIER:-1} PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
-		INBOUND_PERSONAS=$${INBOUND_PERSONAS:-+14155550108=sarah-prior-auth} \
+		INBOUND_PERSONAS=$${INBOUND_PERSONAS:-+14155550108=acme-billing} \
 		$(PY) -m callcenter.serve --server $(SERVER) --host $(HOST) --port $(PORT)
 
 run: setup serve

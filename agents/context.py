@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from django.utils import timezone
@@ -21,7 +22,6 @@ def template_values(
     call_id: str = "",
 ) -> dict[str, object]:
     now = timezone.localtime()
-    stages = "\n".join(f"- {s['name']}: {s.get('description', '')}" for s in persona.stages)
     values: dict[str, object] = {
         "agent_name": persona.agent_name,
         "role": persona.role,
@@ -31,15 +31,28 @@ def template_values(
         "transfer_number": str(persona.transfer_number or ""),
         "conversation_history": history,
         "current_stage": current_stage or (persona.stages[0]["name"] if persona.stages else ""),
-        "stages": stages,
         "today": now.date().isoformat(),
         "now": now.strftime("%Y-%m-%d %H:%M"),
         "caller_number": caller_number,
         "call_id": call_id,
     }
+    known = {**values, **variables}
+    values["stages"] = "\n".join(
+        f"- {s['name']}: {fill_known(s.get('description', ''), known)}" for s in persona.stages
+    )
     values["goodbye"] = prompts.render(persona.goodbye or "", {**values, **variables})
     values.update(variables)
     return values
+
+
+def fill_known(text: str, values: Mapping[str, object]) -> str:
+    """`{name}` placeholders of a stage's description replaced by the values known; any other
+    text, braces included, stays as written (descriptions are free text, not checked templates)."""
+    return re.sub(
+        r"\{(\w+)\}",
+        lambda g: str(values[g.group(1)]) if g.group(1) in values else g.group(0),
+        text,
+    )
 
 
 def sample_variables(persona: Persona) -> dict[str, object]:
@@ -71,7 +84,9 @@ def persona_spec(persona: Persona, variables: Mapping[str, object]) -> PersonaSp
         greeting=prompts.render(persona.first_message or "", values),
         goodbye=str(values["goodbye"]),
         language=persona.language,
-        stages=tuple(Stage(s["name"], s.get("description", "")) for s in persona.stages),
+        stages=tuple(
+            Stage(s["name"], fill_known(s.get("description", ""), values)) for s in persona.stages
+        ),
         qa=tuple(QA(q.question, q.answer) for q in persona.qa_entries.all()),
         tools=tuple(persona.tools),
         transfer_number=str(persona.transfer_number or ""),

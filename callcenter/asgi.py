@@ -11,6 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from callcenter.routing import websocket_urlpatterns  # noqa: E402
+from callcenter.static import with_static_files  # noqa: E402
 from calls.core import heap, patches  # noqa: E402
 from calls.live import warmup  # noqa: E402
 
@@ -23,9 +24,8 @@ if settings.SANDBOX_CARRIER:
 
     start_in_process(port=settings.SANDBOX_CARRIER_PORT)
 
-router = ProtocolTypeRouter(
-    {"http": django_asgi_app, "websocket": URLRouter(websocket_urlpatterns)}
-)
+http_app = with_static_files(django_asgi_app, root=settings.STATIC_ROOT, url=settings.STATIC_URL)
+router = ProtocolTypeRouter({"http": http_app, "websocket": URLRouter(websocket_urlpatterns)})
 heap.freeze_startup_heap()  # last: everything imported and built by now is there for good
 
 

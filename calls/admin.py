@@ -9,6 +9,9 @@ from calls.models import Call, CallEvent, Turn
 
 
 class ReadOnlyInline(admin.TabularInline):
+    """Rows shown, never edited: every listed field is read-only (a non-editable one such as
+    `created_at` may not appear in the inline's form at all)."""
+
     extra = 0
     can_delete = False
     show_change_link = False
@@ -18,6 +21,9 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        return list(self.fields or ())
 
 
 class TurnInline(ReadOnlyInline):

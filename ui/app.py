@@ -9,7 +9,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `streamlit run ui/app.py` puts only ui/ on sys.path
 
-st.set_page_config(page_title="Call center", page_icon=":material/call:", layout="wide")
+# An emoji favicon is drawn in the page itself; a ":material/...:" one is fetched from Google's
+# font servers, the one request the console would make outside this machine.
+st.set_page_config(page_title="Call center", page_icon="📞", layout="wide")
 st.navigation(
     [
         st.Page("views/calls.py", title="Calls", icon=":material/call:", default=True),

@@ -79,35 +79,44 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         events = selectors.event_list(call=self.get_object(), after=after.validated_data["after"])
         return Response(s.CallEventSerializer(events, many=True).data)
 
-    @extend_schema(request=None, responses=s.CallSerializer)
+    # Live control, one convention: 202 Accepted with the call as it is at that moment (the body
+    # of GET /api/calls/{id}/). The process holding the call carries the action out; the events
+    # feed shows it done. A hang-up goes to the carrier at once: its call is already ended.
+    def _accepted(self, call) -> Response:
+        call.refresh_from_db()
+        return Response(self.get_serializer(call).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: s.CallSerializer})
     @action(detail=True, methods=["post"], filterset_class=None)
     def hangup(self, request, pk=None):
-        call = control.hang_up(self.get_object())
-        return Response(self.get_serializer(call).data)
+        return self._accepted(control.hang_up(self.get_object()))
 
-    @extend_schema(request=s.TransferSerializer, responses={202: None})
+    @extend_schema(request=s.TransferSerializer, responses={202: s.CallSerializer})
     @action(detail=True, methods=["post"], filterset_class=None)
     def transfer(self, request, pk=None):
         data = s.TransferSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        control.transfer(self.get_object(), **data.validated_data)
-        return Response(status=status.HTTP_202_ACCEPTED)
+        call = self.get_object()
+        control.transfer(call, **data.validated_data)
+        return self._accepted(call)
 
-    @extend_schema(request=s.DigitsSerializer, responses={202: None})
+    @extend_schema(request=s.DigitsSerializer, responses={202: s.CallSerializer})
     @action(detail=True, methods=["post"], filterset_class=None)
     def digits(self, request, pk=None):
         data = s.DigitsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        control.press_digits(self.get_object(), **data.validated_data)
-        return Response(status=status.HTTP_202_ACCEPTED)
+        call = self.get_object()
+        control.press_digits(call, **data.validated_data)
+        return self._accepted(call)
 
-    @extend_schema(request=s.SaySerializer, responses={202: None})
+    @extend_schema(request=s.SaySerializer, responses={202: s.CallSerializer})
     @action(detail=True, methods=["post"], filterset_class=None)
     def say(self, request, pk=None):
         data = s.SaySerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        control.say(self.get_object(), **data.validated_data)
-        return Response(status=status.HTTP_202_ACCEPTED)
+        call = self.get_object()
+        control.say(call, **data.validated_data)
+        return self._accepted(call)
 
     @extend_schema(responses={(200, "audio/wav"): bytes})
     @action(detail=True, filterset_class=None, renderer_classes=[JSONRenderer, WavRenderer])

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from calls.pipeline.context import CallContext
 from calls.pipeline.frames import (
     CallerSpeechStarted,
+    CallerSpeechStopped,
     EventRecord,
     Frame,
     Hangup,
@@ -21,6 +22,8 @@ TICK_S = 0.25
 # The goodbye ends the call once played; if it never plays out (the caller talked over it), the
 # monitor hangs up itself this long after starting it.
 GOODBYE_GRACE_S = 20.0
+# Caller speech longer than this counts as silence again (a CallerSpeechStopped that never came).
+MAX_SPEECH_S = 60.0
 
 
 class IdleMonitor(Processor):
@@ -33,13 +36,18 @@ class IdleMonitor(Processor):
         self._ending = False
         self._hung_up = False
         self._started = 0.0
+        self._speech_since: float | None = None  # the caller is talking: no silence to count
 
     async def start(self) -> None:
         self._last = self._started = self.ctx.clock()
         self.spawn(self._watch(), "idle")
 
     async def process(self, frame: Frame) -> None:
-        if isinstance(frame, CallerSpeechStarted | ReplyStarted | TurnRecord):
+        if isinstance(frame, CallerSpeechStarted):
+            self._speech_since = self.ctx.clock()
+        elif isinstance(frame, CallerSpeechStopped):
+            self._speech_since = None
+        if isinstance(frame, CallerSpeechStarted | CallerSpeechStopped | ReplyStarted | TurnRecord):
             self._last = self.ctx.clock()
             caller = isinstance(frame, CallerSpeechStarted) or (
                 isinstance(frame, TurnRecord) and frame.speaker == "caller"
@@ -58,7 +66,8 @@ class IdleMonitor(Processor):
             if now - self._started >= opts.max_duration_s:
                 await self._end("max duration reached")
                 return
-            if self.ctx.agent_speaking:
+            talking = self._speech_since is not None and now - self._speech_since < MAX_SPEECH_S
+            if self.ctx.agent_speaking or talking:
                 self._last = now
                 continue
             if now - self._last < opts.silence_timeout_s:

@@ -24,7 +24,7 @@ def test_requires_authentication(anon, personas):
 @pytest.mark.django_db
 def test_list_and_detail(api, personas):
     listed = api.get("/api/personas/").json()
-    assert listed["count"] == 3
+    assert listed["count"] == 4  # fixtures/personas.yaml
     detail = api.get("/api/personas/myra-recruiting/").json()
     assert detail["agent_name"] == "Myra"
     assert detail["required_variables"] == ["applicant_name", "position"]

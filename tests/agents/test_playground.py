@@ -31,7 +31,11 @@ def test_chat_greets_then_answers_from_qa(api, myra):
 def test_chat_emits_tools(api, myra):
     messages = [{"role": "user", "content": "Goodbye!"}]
     reply = api.post("/api/personas/myra-recruiting/chat/", {"messages": messages}, format="json")
-    assert [c["name"] for c in reply.json()["tool_calls"]] == ["end_call"]
+    calls = reply.json()["tool_calls"]  # the goodbye moves the call to the closing stage
+    assert [(c["name"], c["arguments"]) for c in calls] == [
+        ("set_stage", {"stage": "close"}),
+        ("end_call", {}),
+    ]
 
 
 @pytest.mark.django_db

@@ -116,7 +116,7 @@ def test_hangup(api, myra, twilio_fake):
         format="json",
     ).json()
     response = api.post(f"/api/calls/{started['id']}/hangup/")
-    assert response.status_code == 200 and response.json()["status"] == "canceled"
+    assert response.status_code == 202 and response.json()["status"] == "canceled"
     assert response.json()["end_reason"] == "hung up by operator"
     update = twilio_fake.requests_to("POST", f"/Calls/{started['twilio_sid']}.json")[-1]
     assert update.get("Status") == "canceled"

@@ -12,25 +12,41 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+NEW_PASSWORD = "python manage.py ensure_operator --new-password"
+
 
 class Command(BaseCommand):
     help = (
-        "Ensure an operator superuser and API token exist; writes the token to var/operator_token."
+        "Ensure an operator superuser and API token exist; writes the token to var/operator_token. "
+        "The password is printed when the account is created; --new-password sets and prints a "
+        "new one (OPERATOR_PASSWORD=... chooses it)."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--username", default=os.environ.get("OPERATOR_USERNAME", "operator"))
+        parser.add_argument(
+            "--new-password", action="store_true",
+            help="set a new password (random, or OPERATOR_PASSWORD) and print it",
+        )  # fmt: skip
 
-    def handle(self, *args, username: str, **options) -> None:
+    def handle(self, *args, username: str, new_password: bool, **options) -> None:
         user, created = get_user_model().objects.get_or_create(
             username=username, defaults={"is_staff": True, "is_superuser": True}
         )
         password = os.environ.get("OPERATOR_PASSWORD", "")
-        if created or password:
+        if created or password or new_password:
             password = password or secrets.token_urlsafe(12)
             user.set_password(password)
             user.save()
-            self.stdout.write(f"operator login: {username} / {password}")
+            self.stdout.write(
+                f"operator login: {username} / {password}  (shown this once; a new one: "
+                f"`{NEW_PASSWORD}`)"
+            )
+        else:
+            self.stdout.write(
+                f"operator login: {username} (password printed when it was set; "
+                f"a new one: `{NEW_PASSWORD}`)"
+            )
         wanted = os.environ.get("OPERATOR_TOKEN", "")
         token = Token.objects.filter(user=user).first()
         ttl = settings.API_TOKEN_TTL_HOURS  # callcenter/authentication.py refuses older tokens

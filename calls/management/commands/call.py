@@ -6,18 +6,21 @@ import argparse
 import base64
 import contextlib
 import json
+import textwrap
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import NoReturn
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 
 from agents.models import Persona
 from calls import selectors, services
-from calls.models import Call, Turn
+from calls.management.follow import timeline
+from calls.models import Call
 from calls.runtime.dial import call_start
 from calls.status import TERMINAL, CallStatus
 from calls.telephony import carrier, client, control, policy
@@ -36,38 +39,46 @@ Or run the carrier as its own process:
 
 Sandbox numbers pick what the callee does (fixtures/scenarios/*.yaml), or pass --scenario NAME.
 For real calls set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER and a public
-PUBLIC_BASE_URL (see the README, "Real calls through Twilio")."""
+PUBLIC_BASE_URL (see the README, "Real calls and hosted providers")."""
 
 
-def _latency(figures: dict) -> str:
-    """`[820 ms: stt 310, llm 4, tts 95]` from a turn's latency figures."""
-    if not figures or "voice_to_voice_ms" not in figures:
-        return ""
-    parts = []
-    if "stt_final_ms" in figures:
-        parts.append(f"stt {figures['stt_final_ms']:.0f}")
-    for name, start, end in (
-        ("llm", "llm_request_ms", "llm_first_token_ms"),
-        ("tts", "tts_request_ms", "tts_first_byte_ms"),
-    ):
-        if start in figures and end in figures:
-            parts.append(f"{name} {figures[end] - figures[start]:.0f}")
-    detail = f": {', '.join(parts)}" if parts else ""
-    return f"  [{figures['voice_to_voice_ms']:.0f} ms{detail}]"
+# The exit code of `call --follow` for each way a call ends, and the line it ends with.
+OUTCOMES: dict[str, tuple[int, str]] = {
+    CallStatus.COMPLETED: (0, ""),
+    CallStatus.BUSY: (4, "the line was busy, nobody answered"),
+    CallStatus.NO_ANSWER: (5, "it rang, nobody answered"),
+    CallStatus.FAILED: (6, "the call could not be connected or broke off"),
+    CallStatus.CANCELED: (7, "hung up before it was answered"),
+}
+EXIT_CODES = """exit codes:
+  0    placed (without --follow), or completed
+  1    not placed: a wrong argument, or the carrier refused the call
+  2    no carrier configured (the message says how to start the sandbox)
+  3    --follow gave up waiting (--timeout) while the call went on
+  4    busy          (--follow)
+  5    no answer     (--follow)
+  6    failed        (--follow)
+  7    canceled      (--follow)
+  130  interrupted with Ctrl-C (the call is hung up)"""
 
 
-def format_turn(turn: Turn) -> str:
-    text = turn.text
-    if turn.interrupted:
-        text = f"{turn.heard_text or '...'} [interrupted; meant: {turn.text}]"
-    return f"{turn.speaker:>10}  {text}{_latency(turn.latency or {})}"
+class _HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Django's option order, with the exit code table kept as written."""
 
 
 class Command(BaseCommand):
-    help = (
+    help = textwrap.fill(
         "Place a call (the same service as POST /api/calls/) and, with --follow, print its "
-        "transcript live with per-turn latency; the exit code is the outcome (0: completed)."
+        "transcript live with per-turn latency and what the agent does (tools, keys pressed, "
+        "transfers); the exit code is the outcome (below).",
+        78,
     )
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.formatter_class = _HelpFormatter
+        parser.epilog = EXIT_CODES
+        return parser
 
     def add_arguments(self, parser):
         parser.add_argument("persona", help="persona slug")
@@ -140,10 +151,16 @@ class Command(BaseCommand):
             call.refresh_from_db()
             if call.is_active:
                 control.hang_up(call, reason="hung up from the command line")
-            self.stdout.write("hung up")
-            raise CommandError("interrupted", returncode=130) from None
-        if call.status != CallStatus.COMPLETED:
-            raise CommandError(f"call {call.status}", returncode=1)
+            self._exit(130, "interrupted: hung up")
+        code, _ = OUTCOMES.get(call.status, (1, ""))
+        if code:
+            raise SystemExit(code)
+
+    def _exit(self, code: int, message: str) -> NoReturn:
+        """End with a plain last line and the exit code (no CommandError: nothing went wrong)."""
+        self.stdout.write(message)
+        self.stdout.flush()
+        raise SystemExit(code)
 
     # --- helpers ------------------------------------------------------------------------------
     @staticmethod
@@ -197,16 +214,19 @@ class Command(BaseCommand):
 
     def _follow(self, call: Call, timeout: float, poll: float) -> Call:
         started = time.monotonic()
-        last_seq, status = 0, ""
+        last_seq, last_event, status = 0, 0, ""
         while True:
             call.refresh_from_db()
             if call.status in TERMINAL:
                 # The carrier's last callback can overtake the session's last turns: let the
                 # session finish storing them, so the transcript ends before the outcome.
                 time.sleep(FINAL_TURNS_GRACE_S)
-            for turn in selectors.turn_list(call=call, after=last_seq):
-                self.stdout.write(format_turn(turn))
-                last_seq = turn.seq
+            turns = list(selectors.turn_list(call=call, after=last_seq))
+            events = list(selectors.event_list(call=call, after=last_event))
+            for text in timeline(turns, events):
+                self.stdout.write(text)
+            last_seq = turns[-1].seq if turns else last_seq
+            last_event = events[-1].id if events else last_event
             if call.status != status:
                 status = call.status
                 self.stdout.write(f"{'status':>10}  {status}")
@@ -214,13 +234,17 @@ class Command(BaseCommand):
             if call.status in TERMINAL:
                 break
             if time.monotonic() - started > timeout:
-                raise CommandError(
-                    f"gave up after {timeout:.0f} s (call {call.status})", returncode=3
-                )
+                self._exit(3, f"gave up after {timeout:.0f} s; the call is still {call.status}")
             time.sleep(poll)
-        duration = f"{call.duration} s" if call.duration is not None else "no duration"
-        reason = f" ({call.end_reason})" if call.end_reason else ""
-        self.stdout.write(f"call {call.status}, {duration}{reason}")
+        code, why = OUTCOMES.get(call.status, (1, ""))
+        reason = "" if call.end_reason == f"carrier: {call.status}" else call.end_reason
+        if code == 0 or not why:
+            duration = f"{call.duration} s" if call.duration is not None else "no duration"
+            self.stdout.write(
+                f"call {call.status}, {duration}" + (f" ({reason})" if reason else "")
+            )
+        else:
+            self.stdout.write(f"call {call.status}: {why}" + (f" ({reason})" if reason else ""))
         return call
 
 

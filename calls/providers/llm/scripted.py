@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ TOOL_FOLLOW_UPS = {
 }
 DEFAULT_FOLLOW_UP = "All done. " + ANYTHING_ELSE
 STRICT_QA_THRESHOLD = 0.85  # for statements: answering a stage question often echoes a QA's words
+QUOTED = re.compile(r"[\"“][^\"”]+[\"”]")  # a stage instruction quoting the line to say
+# A stage whose instruction is to say goodbye is reached by saying the persona's goodbye.
+CLOSING = re.compile(r"\b(?:good-?bye|bye|end the call|hang up)\b", re.I)
 
 _SUBJECT = r"\b(?:they|he|she|the (?:caller|candidate|customer|client|prospect|lead|user|person))\b"
 _SWAPS = [
@@ -52,9 +56,13 @@ _MODALS = ("can", "could", "will", "would", "should", "may", "might")
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """What to say, the tool to call after it, and the stage the conversation moves to with it
+    (a `set_stage` call streamed before the tool, when the persona's tools include it)."""
+
     text: str
     tool: str | None = None
     arguments: dict = field(default_factory=dict)
+    stage: str = ""
 
 
 def _fill(text: str, persona: PersonaSpec | None) -> str:
@@ -166,6 +174,30 @@ def _said(line: str, spoken: list[str]) -> bool:
     return bool(head) and any(f" {head} " in f" {' '.join(m.words(t))} " for t in spoken)
 
 
+def _recorded_stages(messages: list[dict]) -> set[str]:
+    """The stages named by the `set_stage` calls in the history."""
+    names = set()
+    for message in messages:
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or call
+            if function.get("name") != "set_stage":
+                continue
+            arguments = function.get("arguments") or {}
+            if isinstance(arguments, str):
+                try:
+                    arguments = json.loads(arguments)
+                except ValueError:
+                    continue
+            if isinstance(arguments, dict) and arguments.get("stage"):
+                names.add(str(arguments["stage"]))
+    return names
+
+
+def _closing(stage: Stage) -> bool:
+    """A stage whose own instruction (not a line it quotes) is to say goodbye."""
+    return bool(CLOSING.search(QUOTED.sub("", stage.description or "")))
+
+
 class Dialogue:
     """Decides one reply from the request; every method is a pure function of the request."""
 
@@ -176,9 +208,28 @@ class Dialogue:
         self.qa_threshold = qa_threshold
         msgs = request.messages
         self.spoken = [_text(x) for x in msgs if x.get("role") == "assistant" and _text(x)]
-        self.lines = [
-            stage_line(s, self.persona) for s in (self.persona.stages if self.persona else ())
-        ]
+        self.stages = list(self.persona.stages) if self.persona else []
+        self.recorded = _recorded_stages(msgs)
+        self.lines = [stage_line(s, self.persona) for s in self.stages]
+
+    def _stages_reached(self) -> list[int]:
+        """Indexes of the stages the caller has heard: each stage line spoken whole (a line cut
+        off by the caller is said again), and an introduction once anything was said."""
+        reached = [i for i, line in enumerate(self.lines) if _said(line, self.spoken)]
+        if self.spoken:  # the greeting covers an introduction stage
+            reached += [i for i, s in enumerate(self.stages)
+                        if re.search(r"introduc|greet", f"{s.name} {s.description}", re.I)]  # fmt: skip
+        return reached
+
+    def _with_stage(self, reply: Reply, index: int) -> Reply:
+        """`reply`, recording stage `index` with it (once, and never going back)."""
+        if "set_stage" not in self.tools or not 0 <= index < len(self.stages):
+            return reply
+        name = self.stages[index].name
+        last = max((i for i, s in enumerate(self.stages) if s.name in self.recorded), default=-1)
+        if name in self.recorded or index < last:
+            return reply
+        return Reply(reply.text, reply.tool, reply.arguments, stage=name)
 
     def reply(self) -> Reply:
         msgs = self.request.messages
@@ -198,10 +249,13 @@ class Dialogue:
         )
 
     def _goodbye(self) -> Reply:
+        """The persona's goodbye (and end_call); the conversation moves to its closing stage."""
         text = _fill(
             (self.persona.goodbye if self.persona else "") or DEFAULT_GOODBYE, self.persona
         )
-        return Reply(text, "end_call") if "end_call" in self.tools else Reply(text)
+        reply = Reply(text, "end_call") if "end_call" in self.tools else Reply(text)
+        closing = [i for i, s in enumerate(self.stages) if _closing(s)]
+        return self._with_stage(reply, closing[-1] if closing else len(self.stages) - 1)
 
     def _after_tool(self, message: dict) -> Reply:
         name = _tool_name(self.request.messages, message.get("tool_call_id", ""))
@@ -250,16 +304,15 @@ class Dialogue:
 
     def _next_stage(self, said: str) -> Reply:
         ack = "Great. " if m.is_yes(said) else "I understand. " if m.is_no(said) else "Thank you. "
-        done = [i for i, line in enumerate(self.lines) if _said(line, self.spoken)]
-        if self.spoken and self.persona:  # the greeting covers an introduction stage
-            done += [i for i, s in enumerate(self.persona.stages)
-                     if re.search(r"introduc|greet", f"{s.name} {s.description}", re.I)]  # fmt: skip
-        following = max(done, default=-1) + 1
+        following = max(self._stages_reached(), default=-1) + 1
         if following < len(self.lines):
-            stage = self.persona.stages[following].name if self.persona else ""
-            if stage and "set_stage" in self.tools:  # the stage is tracked like a real LLM does
-                return Reply(ack + self.lines[following], "set_stage", {"stage": stage})
-            return Reply(ack + self.lines[following])
+            if _closing(self.stages[following]):
+                return self._goodbye()
+            # No ack before the agent's first words (it waited for the other side), nor before a
+            # line the persona quotes: that line is said exactly as written.
+            if not self.spoken or QUOTED.search(self.stages[following].description or ""):
+                ack = ""
+            return self._with_stage(Reply(ack + self.lines[following]), following)
         if m.is_question(said):
             return Reply(DONT_KNOW)
         if not _said(ANYTHING_ELSE, self.spoken):
@@ -290,9 +343,12 @@ class ScriptedLLM(LLMProvider):
         for piece in pieces:
             yield TextDelta(piece)
             await asyncio.sleep(self.token_delay_s)
-        if reply.tool:
-            call_id = f"call_{len(request.messages)}_{reply.tool}"
-            yield ToolCall(id=call_id, name=reply.tool, arguments=dict(reply.arguments))
+        calls = [("set_stage", {"stage": reply.stage})] if reply.stage else []
+        calls += [(reply.tool, dict(reply.arguments))] if reply.tool else []
+        for name, arguments in calls:
+            yield ToolCall(
+                id=f"call_{len(request.messages)}_{name}", name=name, arguments=arguments
+            )
         prompt = sum(len(_text(x).split()) for x in request.messages)
-        usage = {"prompt_tokens": prompt, "completion_tokens": len(pieces) + bool(reply.tool)}
-        yield LLMDone("tool_calls" if reply.tool else "stop", usage)
+        usage = {"prompt_tokens": prompt, "completion_tokens": len(pieces) + len(calls)}
+        yield LLMDone("tool_calls" if calls else "stop", usage)

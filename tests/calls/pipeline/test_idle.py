@@ -11,6 +11,7 @@ from calls.pipeline import idle as idle_module
 from calls.pipeline.context import CallContext, PipelineOptions
 from calls.pipeline.frames import (
     CallerSpeechStarted,
+    CallerSpeechStopped,
     EventRecord,
     Frame,
     Hangup,
@@ -98,12 +99,16 @@ async def test_without_a_goodbye_line_it_hangs_up_directly():
     assert h.injected == [Say(NUDGE, kind="nudge")]
 
 
-@pytest.mark.parametrize("activity", [CallerSpeechStarted(0.0), TurnRecord("caller", "I'm here.")])
+@pytest.mark.parametrize(
+    "activity",
+    [[CallerSpeechStarted(0.0), CallerSpeechStopped(0.0)], [TurnRecord("caller", "I'm here.")]],
+)
 async def test_the_caller_speaking_again_resets_the_nudge(activity):
     async with Harness() as h:
         await h.at(8.0)
         await h.at(10.0)
-        await h.pipeline.send(activity)
+        for frame in activity:
+            await h.pipeline.send(frame)
         await h.at(17.9)
         assert len(h.injected) == 1
         await h.at(18.0)

@@ -6,7 +6,7 @@ a rejected or unroutable callee.
 
 Through the real server: a daphne subprocess on a fresh SQLite file runs the sandbox carrier
 inside it (SANDBOX_CARRIER=1) and the local providers; INBOUND_PERSONAS maps the agent-to-agent
-scenario's number to sarah-prior-auth. Myra calls that number through `POST /api/calls/`; the
+scenario's number to its persona, acme-billing. Myra calls that number through `POST /api/calls/`; the
 carrier delivers the callee's side to the same server as an inbound call and bridges the two
 streams. The test checks both calls through the API: their turns, what each agent recognised of
 the other, an operator's `say` on the inbound call, and that one hang-up ends both.
@@ -53,7 +53,7 @@ from tests.calls.sandbox.test_carrier import (
 from tests.liveserver import ROOT, free_port, live_server, sandbox_env, tail
 
 NUMBER = "+14155550108"  # the agent-to-agent scenario's number
-CALLER, CALLEE = "myra-recruiting", "sarah-prior-auth"
+CALLER, CALLEE = "myra-recruiting", "acme-billing"  # the scenario's persona: the number reaches it
 VARIABLES = {"applicant_name": "Jordan Lee", "position": "Network Engineer"}
 ACCOUNT_SID = "AC" + "a2" * 16
 AUTH_TOKEN = "agent-to-agent-token"
@@ -337,11 +337,11 @@ def test_two_personas_talk_on_two_supervisable_calls(server):
         said = words(" ".join(turns(speaker, "agent")))
         return any(len(words(h) & said) >= enough for h in turns(listener, "caller"))
 
-    # Sarah's caller turns are Myra's words, and Myra's are (some of) Sarah's: both greet at once.
-    _until("Sarah hearing Myra", lambda: heard(inbound, outbound, 4), 30, log, transcript)
-    _until("Myra hearing Sarah", lambda: heard(outbound, inbound, 2), 15, log, transcript)
+    # Riley's caller turns are Myra's words, and Myra's are (some of) Riley's: both greet at once.
+    _until("Riley hearing Myra", lambda: heard(inbound, outbound, 4), 30, log, transcript)
+    _until("Myra hearing Riley", lambda: heard(outbound, inbound, 2), 15, log, transcript)
     assert turns(outbound, "agent")[0].startswith("Hi, this is Myra from Escade Networks.")
-    assert turns(inbound, "agent")[0].startswith("Hello, this is Sarah")
+    assert turns(inbound, "agent")[0].startswith("Thank you for calling Acme Telecom billing.")
 
     # The operator speaks on the inbound call through the normal control path; Myra hears it.
     # Whisper may mishear single words ("supervise"), so hearing means sharing 3 of its words.
@@ -354,7 +354,7 @@ def test_two_personas_talk_on_two_supervisable_calls(server):
            10, log, transcript)  # fmt: skip
 
     # The operator hangs up the inbound call: the carrier ends both (`stop` on both streams).
-    _ok(api.post(f"/api/calls/{inbound['id']}/hangup/"))
+    _ok(api.post(f"/api/calls/{inbound['id']}/hangup/"), 202)
 
     def both_ended() -> list[dict] | None:
         calls = [_ok(api.get(f"/api/calls/{c['id']}/")) for c in (outbound, inbound)]

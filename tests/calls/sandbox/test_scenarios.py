@@ -36,7 +36,7 @@ def test_the_named_scenarios_load_with_unique_numbers():
     assert len(numbers) == len(NAMES) and all(n.startswith("+1415555010") for n in numbers)
     assert book.get("busy").answer == "busy" and book.get("no-answer").answer == "no-answer"
     assert isinstance(book.get("ivr").steps[0], Menu)
-    assert book.get("agent-to-agent").persona["agent_name"] == "Dana"
+    assert book.get("agent-to-agent").persona["agent_name"] == "Riley"
     assert any(isinstance(s, BargeIn) for s in book.get("interrupter").steps)
     coop = book.get("cooperative")
     assert coop.steps[0] == WaitAgent() and coop.steps[1] == Say("Yes, this is Jordan speaking.")

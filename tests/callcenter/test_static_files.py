@@ -1,0 +1,76 @@
+"""Both servers serve the static files `collectstatic` gathered (admin, DRF, Swagger UI) with DEBUG
+off, as `make run` does, and the API docs page asks only for files the server itself has."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.liveserver import ROOT, free_port, live_server, sandbox_env
+
+FILES = {
+    "/static/admin/css/base.css": "text/css",
+    "/static/rest_framework/css/bootstrap.min.css": "text/css",
+    "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js": "text/javascript",
+    "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui.css": "text/css",
+}
+
+
+def get(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.headers.get("Content-Type", ""), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+
+
+@pytest.fixture(scope="module")
+def static_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("static")
+    env = sandbox_env(root.parent, 0, account_sid="AC" + "5" * 32, auth_token="t")
+    env["STATIC_ROOT"] = str(root)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT, env=env, check=True, timeout=120,
+    )  # fmt: skip
+    return root
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+def test_static_files_and_the_api_docs_are_served(server, static_root, tmp_path):
+    port = free_port()
+    env = sandbox_env(tmp_path, port, account_sid="AC" + "5" * 32, auth_token="t")
+    env.update(STATIC_ROOT=str(static_root), DEBUG="0")
+    with live_server(env, port, tmp_path / f"{server}.log", server=server):
+        base = f"http://127.0.0.1:{port}"
+        for path, content_type in FILES.items():
+            status, got_type, body = get(base + path)
+            assert status == 200 and got_type.startswith(content_type), (path, status, got_type)
+            assert body == (static_root / path.removeprefix("/static/")).read_bytes()
+        assert get(f"{base}/static/admin/css/no-such-file.css")[0] == 404
+
+        status, _, page = get(f"{base}/api/docs/")
+        assert status == 200
+        html = page.decode()
+        assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+        assert any("swagger-ui-bundle.js" in a for a in assets), assets
+        for asset in assets:  # every file the page loads comes from this server, and is there
+            assert asset.startswith("/"), f"/api/docs/ loads {asset} from elsewhere"
+            assert get(base + asset)[0] == 200, asset
+        assert "cdn" not in html.lower()
+
+
+def test_without_collectstatic_the_server_says_what_to_run(tmp_path):
+    port = free_port()
+    env = sandbox_env(tmp_path, port, account_sid="AC" + "5" * 32, auth_token="t")
+    env["STATIC_ROOT"] = str(tmp_path / "never-collected")
+    log = tmp_path / "daphne.log"
+    with live_server(env, port, log):
+        assert get(f"http://127.0.0.1:{port}/static/admin/css/base.css")[0] == 404
+    assert "collectstatic --noinput" in log.read_text()
