@@ -7,7 +7,9 @@ import re
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
+from http.cookiejar import CookieJar
 from pathlib import Path
 
 import pytest
@@ -22,12 +24,24 @@ FILES = {
 }
 
 
-def get(url: str) -> tuple[int, str, bytes]:
+def get(url: str, opener: urllib.request.OpenerDirector | None = None) -> tuple[int, str, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with (opener or urllib.request.build_opener()).open(url, timeout=10) as response:
             return response.status, response.headers.get("Content-Type", ""), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+
+
+def signed_in(base: str, username: str, password: str) -> urllib.request.OpenerDirector:
+    """A browser-like client signed in through the admin's login form (the docs need a login)."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    form = get(f"{base}/admin/login/", opener)[2].decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    data = urllib.parse.urlencode({"csrfmiddlewaretoken": csrf, "username": username,
+                                   "password": password, "next": "/admin/"}).encode()  # fmt: skip
+    request = urllib.request.Request(f"{base}/admin/login/", data, headers={"Referer": base})
+    opener.open(request, timeout=10).read()
+    return opener
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +61,7 @@ def test_static_files_and_the_api_docs_are_served(server, static_root, tmp_path)
     port = free_port()
     env = sandbox_env(tmp_path, port, account_sid="AC" + "5" * 32, auth_token="t")
     env.update(STATIC_ROOT=str(static_root), DEBUG="0")
+    _user(env, "docs", "docs-pass-123")
     with live_server(env, port, tmp_path / f"{server}.log", server=server):
         base = f"http://127.0.0.1:{port}"
         for path, content_type in FILES.items():
@@ -55,8 +70,9 @@ def test_static_files_and_the_api_docs_are_served(server, static_root, tmp_path)
             assert body == (static_root / path.removeprefix("/static/")).read_bytes()
         assert get(f"{base}/static/admin/css/no-such-file.css")[0] == 404
 
-        status, _, page = get(f"{base}/api/docs/")
-        assert status == 200
+        assert b"csrfmiddlewaretoken" in get(f"{base}/api/docs/")[2]  # a login first
+        status, _, page = get(f"{base}/api/docs/", signed_in(base, "docs", "docs-pass-123"))
+        assert status == 200 and b"swagger" in page.lower()
         html = page.decode()
         assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
         assert any("swagger-ui-bundle.js" in a for a in assets), assets
@@ -64,6 +80,17 @@ def test_static_files_and_the_api_docs_are_served(server, static_root, tmp_path)
             assert asset.startswith("/"), f"/api/docs/ loads {asset} from elsewhere"
             assert get(base + asset)[0] == 200, asset
         assert "cdn" not in html.lower()
+
+
+def _user(env: dict, username: str, password: str) -> None:
+    """A user in the server's database (migrated here)."""
+    for args, extra in (
+        (["migrate", "--noinput", "-v0"], {}),
+        (["createsuperuser", "--noinput", "--username", username, "--email", "u@example.com"],
+         {"DJANGO_SUPERUSER_PASSWORD": password}),
+    ):  # fmt: skip
+        subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**env, **extra},
+                       check=True, timeout=120, capture_output=True)  # fmt: skip
 
 
 def test_without_collectstatic_the_server_says_what_to_run(tmp_path):
