@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 
+from calls.core.persona import QA, PersonaSpec, Stage
 from calls.pipeline.tools import tool_schemas
-from calls.providers.llm.base import QA, LLMRequest, PersonaSpec, Stage, TextDelta, ToolCall
+from calls.providers.llm.base import LLMRequest, TextDelta, ToolCall
 from calls.providers.llm.scripted import ScriptedLLM
 
 PERSONA = PersonaSpec(
