@@ -4,6 +4,7 @@ and the change page of one row, with data in every model, so no admin page break
 from __future__ import annotations
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
@@ -16,7 +17,7 @@ from calls.models import CallEvent, EventType
 @pytest.fixture
 def data(personas, django_user_model):
     """At least one row for every registered model: personas with Q&A, a call with turns and
-    events of every type, a user with a token, a group."""
+    events of every type, a user with a token, a group, login attempts (django-axes)."""
     call = services.call_create(
         persona=personas["myra-recruiting"], to="+14155550100",
         variables={"applicant_name": "Jordan Lee", "position": "Network Engineer"},
@@ -32,6 +33,11 @@ def data(personas, django_user_model):
     user = django_user_model.objects.create_user("someone", password="pw-123456")
     Token.objects.create(user=user)
     Group.objects.create(name="supervisors").permissions.add(Permission.objects.first())
+    seen = {"user_agent": "test", "ip_address": "127.0.0.1", "username": "someone",
+            "http_accept": "*/*", "path_info": "/admin/login/"}  # fmt: skip
+    AccessAttempt.objects.create(**seen, get_data="", post_data="", failures_since_start=1)
+    AccessFailureLog.objects.create(**seen)
+    AccessLog.objects.create(**seen)
     return call
 
 

@@ -108,7 +108,7 @@ def test_recordings_need_their_own_permission(as_viewer, as_operator, as_admin, 
 def test_an_operator_places_and_controls_calls(as_operator, myra, live, twilio_fake):
     body = {"persona": "myra-recruiting", "to": "+14155550100", "variables": MYRA_VARS}
     assert as_operator.post("/api/calls/", body, format="json").status_code == 201
-    assert as_operator.post(f"/api/calls/{live.uuid}/hangup/").status_code == 200
+    assert as_operator.post(f"/api/calls/{live.uuid}/hangup/").status_code == 202
 
 
 def test_an_operator_cannot_edit_personas(as_operator, myra):

@@ -337,8 +337,9 @@ def test_two_personas_talk_on_two_supervisable_calls(server):
         said = words(" ".join(turns(speaker, "agent")))
         return any(len(words(h) & said) >= enough for h in turns(listener, "caller"))
 
-    # Riley's caller turns are Myra's words, and Myra's are (some of) Riley's: both greet at once.
-    _until("Riley hearing Myra", lambda: heard(inbound, outbound, 4), 30, log, transcript)
+    # Riley's caller turns are Myra's words, and Myra's are (some of) Riley's: both greet at once,
+    # over each other, so Whisper may catch only the start of a line ("Hi, this is my...").
+    _until("Riley hearing Myra", lambda: heard(inbound, outbound, 3), 30, log, transcript)
     _until("Myra hearing Riley", lambda: heard(outbound, inbound, 2), 15, log, transcript)
     assert turns(outbound, "agent")[0].startswith("Hi, this is Myra from Escade Networks.")
     assert turns(inbound, "agent")[0].startswith("Thank you for calling Acme Telecom billing.")
