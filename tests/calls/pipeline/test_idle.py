@@ -8,7 +8,7 @@ import pytest
 
 from calls.core.persona import PersonaSpec
 from calls.pipeline import idle as idle_module
-from calls.pipeline.context import CallContext, PipelineOptions
+from calls.pipeline.context import PipelineOptions
 from calls.pipeline.frames import (
     CallerSpeechStarted,
     EventRecord,
@@ -19,7 +19,8 @@ from calls.pipeline.frames import (
     TurnRecord,
 )
 from calls.pipeline.idle import IdleMonitor
-from calls.pipeline.processor import Pipeline, Sink
+from tests.support import pipeline as support
+from tests.support.clock import Clock
 
 NUDGE = PipelineOptions().nudge_text
 
@@ -29,36 +30,18 @@ def fast_ticks(monkeypatch):
     monkeypatch.setattr(idle_module, "TICK_S", 0.002)
 
 
-class Clock:
-    def __init__(self, t: float = 100.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Harness:
+class Harness(support.Harness):
     def __init__(self, *, goodbye: str = "Goodbye!", **options) -> None:
-        self.clock = Clock()
-        self.ctx = CallContext(
+        super().__init__(
             persona=PersonaSpec(name="p", agent_name="Ann", goodbye=goodbye),
-            system_prompt=lambda c: "",
-            options=PipelineOptions(**{"silence_timeout_s": 8.0, **options}),
-            clock=self.clock,
+            clock=Clock(),
+            **{"silence_timeout_s": 8.0, **options},
         )
         self.injected: list[Frame] = []
-        self.out: list[Frame] = []
-        self.pipeline = Pipeline([IdleMonitor(self.ctx, self._inject), Sink(self.out.append)])
+        self.chain(IdleMonitor(self.ctx, self._inject))
 
     async def _inject(self, frame: Frame) -> None:
         self.injected.append(frame)
-
-    async def __aenter__(self) -> Harness:
-        await self.pipeline.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.pipeline.stop()
 
     async def at(self, t: float) -> None:
         """Move the clock to 100 + t and let the monitor look at it a few times."""
