@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.liveserver import free_port, tail
+from tests.support.liveserver import free_port, tail
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from callcenter import serve
-from tests.liveserver import free_port, live_server, sandbox_env
+from tests.support.liveserver import free_port, live_server, sandbox_env
 
 SID = "MZ" + "b" * 32
 

@@ -33,7 +33,7 @@ import pytest
 
 from calls.sandbox.scenario import SCENARIO_DIR
 from calls.sandbox.scenario import load as load_scenario
-from tests.liveserver import ROOT, free_port, live_server, sandbox_env, tail
+from tests.support.liveserver import ROOT, free_port, live_server, sandbox_env, tail
 
 TO = "+14155550160"  # no scenario's own number: /sandbox/next plans "e2e" for it
 SCENARIO = "e2e"

@@ -21,7 +21,7 @@ from calls.sandbox.scenario import (
     WaitAgent,
     parse,
 )
-from tests.calls.sandbox.test_carrier import TO, AppStream, place, running_line
+from tests.support.sandbox_app import TO, AppStream, place, running_line
 
 NAMES = {"cooperative", "interrupter", "backchannel", "silent", "busy", "no-answer",
          "wants-human", "ivr", "agent-to-agent"}  # fmt: skip
