@@ -1,4 +1,5 @@
-"""Shared fixtures: API clients, fixture personas, service requirements (PostgreSQL, Redis)."""
+"""Shared fixtures: API clients, fixture personas, service requirements (PostgreSQL, Redis); the
+slow tier (markers in pyproject.toml). Shared helpers are in tests/support."""
 
 from __future__ import annotations
 
@@ -10,10 +11,21 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.core.management import call_command
+from django.test.utils import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+SLOW_KINDS = ("e2e", "browser", "bench")  # markers registered in pyproject.toml
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """An e2e, browser or bench test is slow too: `make check` (-m "not slow") leaves it out."""
+    for item in items:
+        if not item.get_closest_marker("slow") and any(
+            item.get_closest_marker(kind) for kind in SLOW_KINDS
+        ):
+            item.add_marker(pytest.mark.slow)
 
 
 def require_service(url: str, default_port: int) -> str:
@@ -40,6 +52,16 @@ def _writer_connection_closed(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         close_connection()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Operators get a password in many tests: the deployment's PBKDF2 costs ~0.6 s of CPU each
+    (the server processes of the e2e tests keep it)."""
+    hashers = override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])
+    hashers.enable()
+    yield
+    hashers.disable()
 
 
 @pytest.fixture

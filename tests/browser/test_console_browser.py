@@ -46,7 +46,7 @@ OUTPUT = REPO / "test-output" / "browser"
 DOCS_SCREENSHOT = REPO / "docs" / "console-live-call.png"
 TURNS_TIMEOUT = 60  # seconds for the first two transcript turns (real local TTS and STT)
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 
 def need(what: str) -> None:

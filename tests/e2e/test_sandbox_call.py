@@ -50,6 +50,7 @@ LOCAL_SPEECH = all(
     importlib.util.find_spec(m) for m in ("hibari", "faster_whisper", "ctranslate2", "webrtcvad")
 )
 pytestmark = [
+    pytest.mark.e2e,
     pytest.mark.skipif(not LOCAL_SPEECH, reason="local TTS/STT not installed (make install)"),
     pytest.mark.timeout(150),
 ]

@@ -297,6 +297,7 @@ def _until(what: str, check: Callable[[], object], limit: float, log: Path, stat
     return poll_until(check, limit, what=what, state=lambda: f"{state()}\n{tail(log)}")
 
 
+@pytest.mark.e2e
 @needs_local_speech
 @pytest.mark.timeout(120)
 def test_two_personas_talk_on_two_supervisable_calls(server):

@@ -53,6 +53,7 @@ def scenario(steps: list, **kw):
     return parse({"voice": "synthetic", "ring": 0.1, "steps": steps, **kw}, "test")
 
 
+@pytest.mark.slow  # real-time pacing and playback, timed
 async def test_a_call_as_twilio_runs_it(carrier, client, app):
     carrier.plan(TO, scenario([{"wait": 1.0}, {"say": "Hello there."}, {"dtmf": "5"}, "silent"]))
     sid = await place(client, app, twiml=stream_twiml(app.stream_url, token="tok-1", call="42"))
@@ -134,6 +135,7 @@ async def test_a_call_as_twilio_runs_it(carrier, client, app):
     assert call.errors == []
 
 
+@pytest.mark.slow  # the menu is spoken in real time
 async def test_play_digits_reconnects_then_dial_transfers(carrier, client, app):
     menu = {
         "menu": {
@@ -265,6 +267,7 @@ async def test_scenarios_are_chosen_by_number_plan_or_http(carrier, client, app)
     assert carrier.book.for_call(TO).name == "cooperative"  # a plan is used once
 
 
+@pytest.mark.slow  # real-time pacing, timed: needs the CPU to itself
 async def test_twenty_simultaneous_streams_keep_time(carrier, client, app):
     numbers = [f"+1415555{n:04d}" for n in range(300, 320)]
     for number in numbers:
@@ -279,6 +282,7 @@ async def test_twenty_simultaneous_streams_keep_time(carrier, client, app):
         assert stream.stats.late_ticks <= 2, stream.stats
 
 
+@pytest.mark.slow  # real-time pacing, timed
 async def test_frames_sent_late_are_listed_with_how_late(carrier, client, app):
     carrier.plan(TO, scenario([{"wait": 1.0}, "hangup"]))
     sid = await place(client, app)

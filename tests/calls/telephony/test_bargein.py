@@ -13,7 +13,7 @@ from calls.sandbox.emulators.base import silence, speech_like
 from tests.support.stream import Phone
 from tests.support.wait import wait_until_db
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]  # talks in real time
 
 EL_BYTES_PER_CHAR = 160  # the fixture's ElevenLabs emulator: 20 ms of audio per character
 LONG = (

@@ -24,7 +24,7 @@ from tests.support.liveserver import free_port
 from tests.support.wait import wait_until_db
 
 ROOT = Path(__file__).resolve().parents[3]
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 db = database_sync_to_async
 
 

@@ -33,6 +33,7 @@ def errors(call, provider: str) -> list[dict]:
     return list(events.order_by("pk").values_list("payload", flat=True))
 
 
+@pytest.mark.slow  # the caller talks in real time
 async def test_a_dropped_deepgram_socket_is_reopened_and_no_word_is_lost(call, hosted_fakes, dial):
     deepgram = hosted_fakes.deepgram
     deepgram.listen_faults = Faults(drop_after_messages=15, times=1)  # 300 ms into the speech

@@ -16,7 +16,7 @@ from calls.sandbox.emulators.base import Faults, silence, speech_like
 from tests.support.stream import SID, media_msgs, open_stream, register_carrier_call
 from tests.support.wait import wait_until_db
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]  # real-time turns
 db = database_sync_to_async
 CALLER = speech_like(600) + silence(700)  # a turn for the default 500 ms server VAD silence
 
