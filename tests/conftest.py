@@ -10,7 +10,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from django.core import serializers
 from django.core.management import call_command
+from django.core.management.color import no_style
+from django.db import connection
 from django.test.utils import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -69,11 +72,26 @@ def redis_url() -> str:
     return require_service(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0", 6379)
 
 
+_loaded_personas: list = []  # the rows `load_personas` wrote, once per process
+
+
 @pytest.fixture
 def personas(db):
-    call_command("load_personas", str(FIXTURES / "personas.yaml"), stdout=io.StringIO())
-    from agents.models import Persona
+    """fixtures/personas.yaml, by slug. `load_personas` loads it once per process; later tests get
+    the same rows back as `loaddata` would (validating the file again costs ~80 ms a test)."""
+    from agents.models import Persona, QAEntry
 
+    if not _loaded_personas or Persona.objects.exists():
+        call_command("load_personas", str(FIXTURES / "personas.yaml"), stdout=io.StringIO())
+        rows = [*Persona.objects.order_by("pk"), *QAEntry.objects.order_by("pk")]
+        _loaded_personas[:] = serializers.serialize("python", rows)
+    else:
+        for row in serializers.deserialize("python", _loaded_personas):
+            row.save()
+        reset = connection.ops.sequence_reset_sql(no_style(), [Persona, QAEntry])
+        with connection.cursor() as cursor:
+            for sql in reset:
+                cursor.execute(sql)
     return {p.slug: p for p in Persona.objects.all()}
 
 
