@@ -48,7 +48,7 @@ test: install
 	$(PY) -m pytest
 
 # Before a commit (about a minute on 2 cores): lint, then every test not marked slow (pyproject.toml:
-# e2e, browser, bench, real-time audio, local models), on CHECK_WORKERS processes (pytest-xdist).
+# e2e, browser, bench, console pages, real-time audio, local models) on CHECK_WORKERS processes.
 CHECK_WORKERS ?= 2
 check: lint
 	@mkdir -p var

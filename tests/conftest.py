@@ -19,11 +19,12 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-SLOW_KINDS = ("e2e", "browser", "bench")  # markers registered in pyproject.toml
+SLOW_KINDS = ("e2e", "browser", "bench", "console")  # markers registered in pyproject.toml
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """An e2e, browser or bench test is slow too: `make check` (-m "not slow") leaves it out."""
+    """An e2e, browser, bench or console test is slow too: `make check` (-m "not slow") leaves it
+    out."""
     for item in items:
         if not item.get_closest_marker("slow") and any(
             item.get_closest_marker(kind) for kind in SLOW_KINDS
