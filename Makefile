@@ -12,7 +12,7 @@ SERVER ?= daphne
 # pip's index configuration on some machines prints one warning per package: keep errors only.
 QUIET_PIP := grep -v -e "is ignored: it is neither" -e "^DEPRECATION" || true
 
-.PHONY: run test install setup serve lint bench load clean
+.PHONY: run test check install setup serve lint bench load clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -47,6 +47,13 @@ run: setup serve
 test: install
 	@mkdir -p var
 	$(PY) -m pytest
+
+# Before a commit (about a minute on 2 cores): lint, then every test not marked slow (pyproject.toml:
+# e2e, browser, bench, console pages, real-time audio, local models) on CHECK_WORKERS processes.
+CHECK_WORKERS ?= 2
+check: lint
+	@mkdir -p var
+	$(PY) -m pytest -m "not slow" -n $(CHECK_WORKERS)
 
 # Voice-to-voice latency and our own overhead against the fakes with fixed injected latencies.
 bench: install

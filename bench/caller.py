@@ -1,28 +1,26 @@
-"""A Twilio-like caller on a real WebSocket: real-time 20 ms media, playback clock, mark echoes.
+"""A Twilio-like caller on a real WebSocket: the sandbox's fake phone, timed at the caller's end.
 
-Media goes out every 20 ms on an absolute schedule, silence unless the caller is speaking. A frame
-sent at time t carries the audio of [t - 20 ms, t], so the end of the caller's speech is the
-scheduled send time of its last speech frame. Agent audio is "played" like Twilio plays it: each
-frame extends a playback clock by 20 ms, and a mark is echoed when the clock reaches it (at once
-on `clear`). All times are `time.monotonic()`, the clock the server's pipeline also uses.
+The phone (`calls.sandbox.media.MediaStream`, `calls.sandbox.phone.Phone`) sends a media frame
+every 20 ms on an absolute schedule, silence unless the caller is speaking, plays agent audio on
+its playback clock and echoes each mark once the audio before it has played (at once on
+`clear`). A frame sent at time t carries the audio of [t - 20 ms, t], so the end of the caller's
+speech is the scheduled send time of its last speech frame. All times are `time.monotonic()` (the
+loop's clock), the clock the server's pipeline also uses.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from websockets.asyncio.client import ClientConnection, connect
+import aiohttp
 
-FRAME_S = 0.02
-FRAME_BYTES = 160
-SILENCE = b"\xff" * FRAME_BYTES
-_MEDIA_PREFIX = '{"event":"media"'  # how calls.telephony.protocol.media_message starts
-_PAYLOAD_KEY = '"payload":"'
+from calls.sandbox.media import FRAME_BYTES, MediaStream
+
+ACCOUNT_SID = "AC" + "0" * 32
 
 
 @dataclass
@@ -49,13 +47,22 @@ class CallTiming:
     clears: int = 0
 
 
-def _start_message(stream_sid: str, call_sid: str, params: dict[str, str]) -> str:
-    return json.dumps({
-        "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
-        "start": {"streamSid": stream_sid, "accountSid": "AC" + "0" * 32, "callSid": call_sid,
-                  "tracks": ["inbound"], "customParameters": params,
-                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
-    })  # fmt: skip
+class _Stream(MediaStream):
+    """The phone, telling the caller when its last speech frame went out and when media
+    arrives."""
+
+    def __init__(self, caller: TwilioCaller, **kw) -> None:
+        super().__init__(party=caller, **kw)
+        self.caller = caller
+
+    def media_sent(self, frame: bytes | None, timestamp_ms: int, late_ms: float) -> None:
+        super().media_sent(frame, timestamp_ms, late_ms)
+        if frame is not None:
+            self.caller.frame_sent(self.due, late_ms)
+
+    async def app_media(self, audio: bytes) -> None:
+        self.caller.media_arrived(time.monotonic())
+        await super().app_media(audio)
 
 
 class TwilioCaller:
@@ -67,53 +74,54 @@ class TwilioCaller:
         self.stream_sid = stream_sid
         self.call_sid = call_sid
         self.timing = CallTiming()
-        self._ws: ClientConnection | None = None
+        self.stream: _Stream | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._run: asyncio.Task | None = None
         self._speech: deque[bytes] = deque()
         self._speech_done: asyncio.Future | None = None
         self._media_waiter: asyncio.Future | None = None
-        self._marks: dict[str, asyncio.TimerHandle] = {}
-        self._play_end = 0.0
         self._last_media = 0.0
-        self._seq = 1
-        self._tasks: list[asyncio.Task] = []
-        self._t0 = 0.0  # when media started flowing (Twilio's media timestamps count from it)
+        self._wall0 = time.time() - time.monotonic()
 
     # --- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         """Connect and send `connected` + `start`; media starts flowing at once, like Twilio's."""
-        self._ws = await connect(self.url, max_size=2**20, compression=None, ping_interval=None)
-        await self._ws.send(
-            json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        )
         loop = asyncio.get_running_loop()
         self._media_waiter = loop.create_future()
-        t_start = time.monotonic()
-        await self._ws.send(_start_message(self.stream_sid, self.call_sid, self.params))
-        self._tasks = [loop.create_task(self._receiver()), loop.create_task(self._sender())]
-        first = await asyncio.wait_for(self._media_waiter, 10)
-        self.timing.greeting_first_frame_ms = (first - t_start) * 1000
+        self._http = aiohttp.ClientSession()
+        self.stream = _Stream(
+            self, url=self.url, params=self.params, call_sid=self.call_sid,
+            account_sid=ACCOUNT_SID, auth_token="bench", session=self._http,
+            stream_sid=self.stream_sid,
+        )  # fmt: skip
+        self._run = loop.create_task(self.stream.run())
+        waiting = asyncio.ensure_future(asyncio.shield(self._media_waiter))
+        done, _ = await asyncio.wait(
+            {waiting, self._run}, timeout=10, return_when="FIRST_COMPLETED"
+        )
+        if waiting not in done:
+            waiting.cancel()
+            raise TimeoutError(f"no greeting from {self.url}: {self.stream.errors}")
+        first = waiting.result()
+        self.timing.greeting_first_frame_ms = (first - self.stream.start_sent_at) * 1000
 
     async def stop(self) -> None:
-        if self._ws is None:
+        """`stop`, then wait (up to 10 s) for the server to close the socket once it has
+        finalised the call."""
+        if self.stream is None:
             return
-        sender = self._tasks[1] if len(self._tasks) > 1 else None
-        if sender is not None:
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
         try:
-            await self._ws.send(json.dumps({"event": "stop", "sequenceNumber": str(self._seq),
-                                            "streamSid": self.stream_sid,
-                                            "stop": {"callSid": self.call_sid}}))  # fmt: skip
-            await asyncio.wait_for(self._ws.wait_closed(), 10)
-        except Exception:
-            pass
+            await self.stream.stop(linger=10)
+            if self._run is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._run, 10)
         finally:
-            for handle in self._marks.values():
-                handle.cancel()
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._ws.close()
+            stats = self.stream.stats
+            self.timing.media_in = stats.media_received
+            self.timing.marks_echoed = stats.marks_echoed
+            self.timing.clears = stats.clears
+            if self._http is not None:
+                await self._http.close()
 
     # --- conversation ---------------------------------------------------------------------------
     async def wait_agent_done(self, *, quiet_s: float = 0.3, limit_s: float = 20.0) -> None:
@@ -121,7 +129,7 @@ class TwilioCaller:
         deadline = time.monotonic() + limit_s
         while True:
             now = time.monotonic()
-            if not self._marks and now >= self._play_end and now - self._last_media >= quiet_s:
+            if self.stream.playback.idle and now - self._last_media >= quiet_s:
                 return
             if now > deadline:
                 raise TimeoutError("the agent never stopped speaking")
@@ -147,61 +155,30 @@ class TwilioCaller:
                 return turn
             self._media_waiter = loop.create_future()
 
-    # --- the wire -------------------------------------------------------------------------------
-    async def _sender(self) -> None:
-        loop = asyncio.get_running_loop()
-        wall0 = time.time() - time.monotonic()
-        due = self._t0 = loop.time()
-        chunk = 0
-        while True:
-            frame = self._speech.popleft() if self._speech else SILENCE
-            last = bool(frame is not SILENCE and not self._speech)
-            self._seq += 1
-            chunk += 1
-            await self._ws.send(json.dumps({
-                "event": "media", "sequenceNumber": str(self._seq), "streamSid": self.stream_sid,
-                "media": {"track": "inbound", "chunk": str(chunk),
-                          "timestamp": str(round((due - self._t0) * 1000)),
-                          "payload": base64.b64encode(frame).decode("ascii")},
-            }, separators=(",", ":")))  # fmt: skip
-            if last and self._speech_done is not None and not self._speech_done.done():
-                lag = (loop.time() - due) * 1000
-                self._speech_done.set_result(TurnTiming(due, wall0 + due, lag))
-            due += FRAME_S
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+    # --- the phone's person (calls.sandbox.media.Party) -----------------------------------------
+    def next_frame(self) -> bytes | None:
+        return self._speech.popleft() if self._speech else None
 
-    async def _receiver(self) -> None:
-        loop = asyncio.get_running_loop()
-        async for raw in self._ws:
-            now = time.monotonic()
-            if isinstance(raw, str) and raw.startswith(_MEDIA_PREFIX):
-                self.timing.media_in += 1
-                if self._media_waiter is not None and not self._media_waiter.done():
-                    self._media_waiter.set_result(now)
-                # A message holds whole frames: its base64 payload runs to the closing `"}}`.
-                chars = len(raw) - raw.rindex(_PAYLOAD_KEY) - len(_PAYLOAD_KEY) - 3
-                self._play_end = max(self._play_end, now) + FRAME_S * max(
-                    1, round(chars * 0.75 / FRAME_BYTES)
-                )
-                self._last_media = now
-                continue
-            msg = json.loads(raw)
-            event = msg.get("event")
-            if event == "mark":
-                name = msg["mark"]["name"]
-                self._marks[name] = loop.call_at(self._play_end, self._echo, name)
-            elif event == "clear":
-                self.timing.clears += 1
-                self._play_end = now
-                for name, handle in list(self._marks.items()):
-                    handle.cancel()
-                    self._echo(name)
+    def hear(self, frame: bytes | None) -> None:
+        pass
 
-    def _echo(self, name: str) -> None:
-        self._marks.pop(name, None)
-        self.timing.marks_echoed += 1
-        message = json.dumps({"event": "mark", "sequenceNumber": str(self._seq),
-                              "streamSid": self.stream_sid, "mark": {"name": name}})  # fmt: skip
-        self._tasks.append(asyncio.get_running_loop().create_task(self._ws.send(message)))
+    def on_clear(self) -> None:
+        pass
+
+    def stream_started(self, stream: MediaStream) -> None:
+        pass
+
+    def stream_ended(self, stream: MediaStream) -> None:
+        pass
+
+    # --- what the phone saw ---------------------------------------------------------------------
+    def frame_sent(self, due: float, late_ms: float) -> None:
+        """A speech frame went out at `due`; the last one ends the caller's speech."""
+        done = self._speech_done
+        if not self._speech and done is not None and not done.done():
+            done.set_result(TurnTiming(due, self._wall0 + due, late_ms))
+
+    def media_arrived(self, now: float) -> None:
+        self._last_media = now
+        if self._media_waiter is not None and not self._media_waiter.done():
+            self._media_waiter.set_result(now)

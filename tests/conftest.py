@@ -1,4 +1,5 @@
-"""Shared fixtures: API clients, fixture personas, service requirements (PostgreSQL, Redis)."""
+"""Shared fixtures: API clients, fixture personas, service requirements (PostgreSQL, Redis); the
+slow tier (markers in pyproject.toml). Shared helpers are in tests/support."""
 
 from __future__ import annotations
 
@@ -9,11 +10,26 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from django.core import serializers
 from django.core.management import call_command
+from django.core.management.color import no_style
+from django.db import connection
+from django.test.utils import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+SLOW_KINDS = ("e2e", "browser", "bench", "console")  # markers registered in pyproject.toml
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """An e2e, browser, bench or console test is slow too: `make check` (-m "not slow") leaves it
+    out."""
+    for item in items:
+        if not item.get_closest_marker("slow") and any(
+            item.get_closest_marker(kind) for kind in SLOW_KINDS
+        ):
+            item.add_marker(pytest.mark.slow)
 
 
 def require_service(url: str, default_port: int) -> str:
@@ -52,16 +68,41 @@ def _request_rates_reset():
         caches["default"].clear()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """Operators get a password in many tests: the deployment's PBKDF2 costs ~0.6 s of CPU each
+    (the server processes of the e2e tests keep it)."""
+    hashers = override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])
+    hashers.enable()
+    yield
+    hashers.disable()
+
+
 @pytest.fixture
 def redis_url() -> str:
     return require_service(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0", 6379)
 
 
+_loaded_personas: list = []  # the rows `load_personas` wrote, once per process
+
+
 @pytest.fixture
 def personas(db):
-    call_command("load_personas", str(FIXTURES / "personas.yaml"), stdout=io.StringIO())
-    from agents.models import Persona
+    """fixtures/personas.yaml, by slug. `load_personas` loads it once per process; later tests get
+    the same rows back as `loaddata` would (validating the file again costs ~80 ms a test)."""
+    from agents.models import Persona, QAEntry
 
+    if not _loaded_personas or Persona.objects.exists():
+        call_command("load_personas", str(FIXTURES / "personas.yaml"), stdout=io.StringIO())
+        rows = [*Persona.objects.order_by("pk"), *QAEntry.objects.order_by("pk")]
+        _loaded_personas[:] = serializers.serialize("python", rows)
+    else:
+        for row in serializers.deserialize("python", _loaded_personas):
+            row.save()
+        reset = connection.ops.sequence_reset_sql(no_style(), [Persona, QAEntry])
+        with connection.cursor() as cursor:
+            for sql in reset:
+                cursor.execute(sql)
     return {p.slug: p for p in Persona.objects.all()}
 
 

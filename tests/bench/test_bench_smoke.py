@@ -19,6 +19,7 @@ def test_percentiles_interpolate_like_numpy():
     assert summary([]) == {"n": 0}
 
 
+@pytest.mark.bench
 @pytest.mark.timeout(240)
 def test_bench_runs_two_turns_through_the_real_server(tmp_path):
     out = tmp_path / "bench.json"

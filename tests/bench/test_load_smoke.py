@@ -29,6 +29,7 @@ def test_the_load_scenario_talks_waits_and_hangs_up():
     assert {s.text for s in fixture.steps if isinstance(s, Say)} <= set(LINES)
 
 
+@pytest.mark.bench
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("server", SERVERS)
 def test_two_calls_run_through_the_whole_path(tmp_path, server):

@@ -6,6 +6,7 @@ from bench import sockets
 from callcenter.serve import SERVERS
 
 
+@pytest.mark.bench
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("server", SERVERS)
 def test_each_server_reads_the_streams_and_the_bench_reports_its_cpu(server):

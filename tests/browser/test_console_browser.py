@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.liveserver import free_port, tail
+from tests.support.liveserver import free_port, tail
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,7 +46,7 @@ OUTPUT = REPO / "test-output" / "browser"
 DOCS_SCREENSHOT = REPO / "docs" / "console-live-call.png"
 TURNS_TIMEOUT = 60  # seconds for the first two transcript turns (real local TTS and STT)
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 
 def need(what: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from callcenter import serve
-from tests.liveserver import free_port, live_server, sandbox_env
+from tests.support.liveserver import free_port, live_server, sandbox_env
 
 SID = "MZ" + "b" * 32
 
@@ -69,6 +69,7 @@ async def _closed_with(url: str, messages: list[str | bytes]) -> int | None:
         return ws.close_code
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("server", serve.SERVERS)
 def test_the_server_serves_the_api_and_guards_the_media_socket(server, tmp_path):

@@ -175,6 +175,7 @@ def test_follow_prints_each_turn_with_its_latency(personas):
     assert lines[-1] == "call completed, 12 s"
 
 
+@pytest.mark.slow
 def test_sandbox_carrier_runs_as_its_own_process(tmp_path):
     env = {**os.environ, "TWILIO_ACCOUNT_SID": "AC" + "7" * 32, "TWILIO_AUTH_TOKEN": "proc-token"}
     (tmp_path / "extra.yaml").write_text('number: "+14155550188"\nanswer: busy\n')

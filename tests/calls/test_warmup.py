@@ -9,20 +9,14 @@ from calls.live import warmup
 from calls.pipeline.tts import audio_cache, cache_key
 from calls.providers.stt.base import STTOptions
 from calls.providers.tts.base import TTSOptions
-
-
-async def until(predicate, limit: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + limit
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "not in time"
-        await asyncio.sleep(0.02)
+from tests.support.wait import wait_until
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_stt_is_opened_and_greeting_synthesised_while_ringing(hosted_fakes):
     warmup.remember_loop()
     await asyncio.to_thread(warmup.preopen_stt, "call-1", STTOptions())
-    await until(lambda: "call-1" in warmup._stt_sessions)
+    await wait_until(lambda: "call-1" in warmup._stt_sessions)
     assert len(hosted_fakes.deepgram.connections) == 1  # opened before any audio
     session = warmup.take_stt("call-1")
     assert session is not None and warmup.take_stt("call-1") is None  # taken once
@@ -33,7 +27,7 @@ async def test_stt_is_opened_and_greeting_synthesised_while_ringing(hosted_fakes
     from calls.live import providers as registry
 
     key = cache_key(registry.provider("tts"), options, "Hello there.")
-    await until(lambda: audio_cache.get(key) is not None)
+    await wait_until(lambda: audio_cache.get(key) is not None)
     assert len(audio_cache.get(key)) > 0
 
 

@@ -33,7 +33,7 @@ import pytest
 
 from calls.sandbox.scenario import SCENARIO_DIR
 from calls.sandbox.scenario import load as load_scenario
-from tests.liveserver import ROOT, free_port, live_server, sandbox_env, tail
+from tests.support.liveserver import ROOT, free_port, live_server, sandbox_env, tail
 
 TO = "+14155550160"  # no scenario's own number: /sandbox/next plans "e2e" for it
 SCENARIO = "e2e"
@@ -50,6 +50,7 @@ LOCAL_SPEECH = all(
     importlib.util.find_spec(m) for m in ("hibari", "faster_whisper", "ctranslate2", "webrtcvad")
 )
 pytestmark = [
+    pytest.mark.e2e,
     pytest.mark.skipif(not LOCAL_SPEECH, reason="local TTS/STT not installed (make install)"),
     pytest.mark.timeout(150),
 ]

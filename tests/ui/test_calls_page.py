@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from calls import services
 from calls.models import Call
 from calls.status import CallStatus
 from tests.ui.helpers import all_text
+
+pytestmark = pytest.mark.console
 
 NEW_CALL = {"new_call_var_myra-recruiting_applicant_name": "Ann",
             "new_call_var_myra-recruiting_position": "SRE"}  # fmt: skip

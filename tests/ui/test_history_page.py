@@ -16,6 +16,8 @@ from calls.status import CallStatus
 from ui import export
 from ui.api_client import ApiClient, Config
 
+pytestmark = pytest.mark.console
+
 HISTORY = "views/history.py"
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import io
 import wave
 
+import pytest
+
 from calls import services
 from calls.models import CallEvent
 from calls.status import CallStatus
 from tests.ui.helpers import all_text
+
+pytestmark = pytest.mark.console
 
 LIVE = "views/live.py"
 

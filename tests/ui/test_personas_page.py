@@ -7,6 +7,8 @@ import pytest
 from agents.api.views import PersonaViewSet
 from tests.ui.helpers import all_text
 
+pytestmark = pytest.mark.console
+
 PERSONAS = "views/personas.py"
 PLAYGROUND = "views/playground.py"
 SCRIPTED_LLM = {"BACKEND": "calls.providers.llm.scripted.ScriptedLLM", "OPTIONS": {}}

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 
 # Run in a fresh interpreter: in the test process every module is imported already.
@@ -22,6 +24,7 @@ print("unfrozen", [n for n in names if n in sys.modules and id(vars(sys.modules[
 """
 
 
+@pytest.mark.slow
 def test_the_urlconf_and_lazy_modules_load_before_the_heap_is_frozen(tmp_path):
     env = {
         **os.environ,

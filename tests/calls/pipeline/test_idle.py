@@ -8,7 +8,7 @@ import pytest
 
 from calls.core.persona import PersonaSpec
 from calls.pipeline import idle as idle_module
-from calls.pipeline.context import CallContext, PipelineOptions
+from calls.pipeline.context import PipelineOptions
 from calls.pipeline.frames import (
     CallerSpeechStarted,
     CallerSpeechStopped,
@@ -20,7 +20,8 @@ from calls.pipeline.frames import (
     TurnRecord,
 )
 from calls.pipeline.idle import IdleMonitor
-from calls.pipeline.processor import Pipeline, Sink
+from tests.support import pipeline as support
+from tests.support.clock import Clock
 
 NUDGE = PipelineOptions().nudge_text
 
@@ -30,36 +31,18 @@ def fast_ticks(monkeypatch):
     monkeypatch.setattr(idle_module, "TICK_S", 0.002)
 
 
-class Clock:
-    def __init__(self, t: float = 100.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Harness:
+class Harness(support.Harness):
     def __init__(self, *, goodbye: str = "Goodbye!", **options) -> None:
-        self.clock = Clock()
-        self.ctx = CallContext(
+        super().__init__(
             persona=PersonaSpec(name="p", agent_name="Ann", goodbye=goodbye),
-            system_prompt=lambda c: "",
-            options=PipelineOptions(**{"silence_timeout_s": 8.0, **options}),
-            clock=self.clock,
+            clock=Clock(),
+            **{"silence_timeout_s": 8.0, **options},
         )
         self.injected: list[Frame] = []
-        self.out: list[Frame] = []
-        self.pipeline = Pipeline([IdleMonitor(self.ctx, self._inject), Sink(self.out.append)])
+        self.chain(IdleMonitor(self.ctx, self._inject))
 
     async def _inject(self, frame: Frame) -> None:
         self.injected.append(frame)
-
-    async def __aenter__(self) -> Harness:
-        await self.pipeline.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.pipeline.stop()
 
     async def at(self, t: float) -> None:
         """Move the clock to 100 + t and let the monitor look at it a few times."""
@@ -153,3 +136,28 @@ async def test_a_played_goodbye_needs_no_second_hang_up():
         await h.pipeline.send(Hangup("agent ended the call"))  # the goodbye's own hang-up
         await h.at(60.0)
     assert [f for f in h.out if isinstance(f, Hangup)] == [Hangup("agent ended the call")]
+
+
+# The silence timeout counts silence only: a caller talking longer than it is not nudged.
+async def test_a_caller_talking_past_the_timeout_is_not_nudged():
+    async with Harness() as h:
+        await h.at(1.0)
+        await h.pipeline.send(CallerSpeechStarted(101.0))
+        await h.at(12.0)  # still talking, 11 s into it: no silence yet
+        assert h.injected == []
+        await h.pipeline.send(CallerSpeechStopped(112.0))
+        await h.at(12.0 + 7.9)
+        assert h.injected == []
+        await h.at(12.0 + 8.0)  # 8 s of silence after the speech ended
+        assert h.injected == [Say(NUDGE, kind="nudge")]
+
+
+async def test_speech_that_never_stops_counts_as_silence_after_a_minute():
+    from calls.pipeline import idle
+
+    async with Harness() as h:
+        await h.pipeline.send(CallerSpeechStarted(100.0))  # and no CallerSpeechStopped
+        await h.at(idle.MAX_SPEECH_S - 0.1)
+        assert h.injected == []
+        await h.at(idle.MAX_SPEECH_S + 8.0)
+        assert h.injected == [Say(NUDGE, kind="nudge")]

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from calls.core.persona import PersonaSpec, Stage
-from calls.pipeline.context import CallContext, PipelineOptions
+from calls.pipeline.context import PipelineOptions
 from calls.pipeline.frames import (
     CallerTurn,
     EventRecord,
@@ -25,7 +25,6 @@ from calls.pipeline.frames import (
     ToolResult,
 )
 from calls.pipeline.llm import LLMProcessor
-from calls.pipeline.processor import Pipeline, Sink
 from calls.pipeline.tools import tool_schemas
 from calls.providers.llm.base import (
     LLMDone,
@@ -36,6 +35,7 @@ from calls.providers.llm.base import (
     TextDelta,
     ToolCall,
 )
+from tests.support import pipeline as support
 
 PERSONA = PersonaSpec(
     name="recruiting", agent_name="Myra", goodbye="Thanks, goodbye!",
@@ -65,18 +65,17 @@ class ScriptedLLM(LLMProvider):
         yield LLMDone()
 
 
-class Harness:
+class Harness(support.Harness):
     def __init__(self, *scripts: list, tool_results: dict | None = None) -> None:
-        self.ctx = CallContext(
+        super().__init__(
             persona=PERSONA, system_prompt=lambda conversation: "You are Myra.",
             tools=tool_schemas(PERSONA),
         )  # fmt: skip
         self.provider = ScriptedLLM(*scripts)
         self.llm = LLMProcessor(self.ctx, self.provider, model="m")
         self.tool_results = tool_results  # name -> result, sent back for each ToolRequest
-        self.out: list[Frame] = []
         self.turns = 0
-        self.pipeline = Pipeline([self.llm, Sink(self._sink)])
+        self.chain(self.llm, sink=self._sink)
 
     async def _sink(self, frame: Frame) -> None:
         self.out.append(frame)
@@ -90,15 +89,6 @@ class Harness:
         await self.pipeline.send(CallerTurn(text, speech_end=1.0, stt_final=1.2))
         if wait:
             await self.until(lambda: len(self.of(ReplyDone)) >= self.turns)
-
-    async def until(self, predicate, limit: float = 3.0) -> None:
-        deadline = asyncio.get_running_loop().time() + limit
-        while not predicate():
-            assert asyncio.get_running_loop().time() < deadline, f"timed out; got {self.out}"
-            await asyncio.sleep(0.005)
-
-    def of(self, kind: type) -> list:
-        return [f for f in self.out if isinstance(f, kind)]
 
     def texts(self) -> list[str]:
         return [f.text for f in self.of(TextChunk)]

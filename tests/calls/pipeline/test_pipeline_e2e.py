@@ -1,5 +1,6 @@
-"""The whole processor chain (build_pipeline) with small provider doubles and a carrier that plays
-audio in real time and echoes marks: conversations, tools, barge-in, backchannels, faults, idle."""
+"""The whole processor chain (build_pipeline) with small provider doubles and the fake phone, which
+plays audio in real time and echoes marks: conversations, tools, barge-in, backchannels, faults,
+idle."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from calls.pipeline.frames import (
     EventRecord,
     Frame,
     Hangup,
-    MarkPlayed,
     Say,
     ToolRequest,
     ToolResult,
@@ -36,15 +36,11 @@ from calls.providers.llm.base import (
     TextDelta,
     ToolCall,
 )
-from calls.providers.stt.base import (
-    STTEvent,
-    STTOptions,
-    STTProvider,
-    STTSession,
-    Transcript,
-)
+from calls.providers.stt.base import STTOptions, Transcript
 from calls.providers.tts.base import TTSError, TTSOptions, TTSProvider
-from calls.providers.vad.base import VAD, SpeechDetector
+from calls.providers.vad.base import SpeechDetector
+from tests.support.pipeline import EnergyVAD, FakeSTT, PipelinePhone
+from tests.support.wait import wait_until
 
 PERSONA = PersonaSpec(
     name="recruiting", agent_name="Myra", goodbye="Thanks, goodbye!",
@@ -57,45 +53,6 @@ NUDGE = PipelineOptions().nudge_text
 
 
 # --- provider doubles ----------------------------------------------------------------------
-class EnergyVAD(VAD):
-    def is_speech(self, mulaw_frame: bytes) -> bool:
-        return mulaw_frame[0] != 0xFF
-
-
-class FakeSTTSession(STTSession):
-    """Collects the audio; the test plays the recogniser by emitting events."""
-
-    def __init__(self) -> None:
-        self.audio = bytearray()
-        self.urgent: list[bool] = []
-        self._events: asyncio.Queue[STTEvent | None] = asyncio.Queue()
-
-    async def send(self, mulaw: bytes, *, urgent: bool = True) -> None:
-        self.audio += mulaw
-        self.urgent.append(urgent)
-
-    async def events(self) -> AsyncIterator[STTEvent]:
-        while (event := await self._events.get()) is not None:
-            yield event
-
-    async def close(self) -> None:
-        self._events.put_nowait(None)
-
-    async def emit(self, *events: STTEvent) -> None:
-        for event in events:
-            self._events.put_nowait(event)
-        await asyncio.sleep(0.01)  # let the STT processor pass them on
-
-
-class FakeSTT(STTProvider):
-    def __init__(self) -> None:
-        self.sessions: list[FakeSTTSession] = []
-
-    async def open(self, options: STTOptions) -> FakeSTTSession:
-        self.sessions.append(FakeSTTSession())
-        return self.sessions[-1]
-
-
 class ScriptedLLM(LLMProvider):
     """Each request plays the next script (str -> TextDelta; Exception raised; Event awaited)."""
 
@@ -133,43 +90,6 @@ class FakeTTS(TTSProvider):
         yield audio[half:]
 
 
-class Phone:
-    """The carrier: plays media in real time, echoes each mark once the audio before it has
-    played; `clear` drops what is buffered and echoes the pending marks at once (as Twilio does)."""
-
-    def __init__(self) -> None:
-        self.pipeline = None
-        self.sent: list[tuple] = []
-        self._play_end = 0.0
-        self._pending: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task] = set()
-
-    async def send_media(self, mulaw: bytes) -> None:
-        self.sent.append(("media", mulaw))
-        self._play_end = max(self._play_end, time.monotonic()) + len(mulaw) / 8000
-
-    async def send_mark(self, name: str) -> None:
-        self.sent.append(("mark", name))
-        delay = max(0.0, self._play_end - time.monotonic())
-        self._pending[name] = asyncio.get_running_loop().call_later(delay, self._echo, name)
-
-    async def send_clear(self) -> None:
-        self.sent.append(("clear",))
-        self._play_end = time.monotonic()
-        for name, handle in list(self._pending.items()):
-            handle.cancel()
-            self._echo(name)
-
-    def _echo(self, name: str) -> None:
-        self._pending.pop(name, None)
-        task = asyncio.get_running_loop().create_task(self.pipeline.send(MarkPlayed(name)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def count(self, kind: str) -> int:
-        return sum(1 for e in self.sent if e[0] == kind)
-
-
 class Call:
     """One call's pipeline, as the session builds it, with doubles for every provider."""
 
@@ -190,7 +110,7 @@ class Call:
             stt_options=STTOptions(), tts_options=TTSOptions(voice="primary"),
             tts_fallback_options=TTSOptions(voice="backup"),
         )  # fmt: skip
-        self.phone = Phone()
+        self.phone = PipelinePhone()
         self.out: list[Frame] = []
         self.pipeline = build_pipeline(self.ctx, providers, self.phone, self._sink)
         self.phone.pipeline = self.pipeline
@@ -208,6 +128,7 @@ class Call:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.pipeline.stop()
+        await self.phone.close()
 
     async def audio(self, voiced_ms: int, silent_ms: int = 0) -> None:
         """Caller audio as a burst of frames stamped 20 ms apart, as if they had arrived in real
@@ -225,10 +146,7 @@ class Call:
         await self.stt.sessions[0].emit(Transcript(text, final=True, speech_final=True))
 
     async def until(self, predicate, limit: float = 5.0) -> None:
-        deadline = time.monotonic() + limit
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out; out={self.out}"
-            await asyncio.sleep(0.005)
+        await wait_until(predicate, limit, state=lambda: f"out={self.out}")
 
     def records(self, speaker: str | None = None) -> list[TurnRecord]:
         return [
@@ -400,5 +318,6 @@ async def test_stopping_mid_speech_records_the_unfinished_reply(stop_at):
         await call.say("Yes.")
     await call.until(lambda: call.phone.count("media") > 2)
     await call.pipeline.stop()
+    await call.phone.close()
     last = call.records("agent")[-1]
     assert last.interrupted and (GREETING if stop_at == "greeting" else LONG) == last.text

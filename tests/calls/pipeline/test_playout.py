@@ -6,11 +6,8 @@ import asyncio
 
 import pytest
 
-from calls.core.persona import PersonaSpec
 from calls.pipeline import playout as playout_module
-from calls.pipeline.context import CallContext
 from calls.pipeline.frames import (
-    Frame,
     Hangup,
     Interrupt,
     MarkPlayed,
@@ -20,19 +17,11 @@ from calls.pipeline.frames import (
     TurnRecord,
 )
 from calls.pipeline.playout import PlayoutProcessor, latency_figures
-from calls.pipeline.processor import Pipeline, Sink
+from tests.support import pipeline as support
+from tests.support.clock import Clock
+from tests.support.wait import wait_until
 
 FRAME = 160
-
-
-class Clock:
-    """A clock that moves only when told: the playhead estimate becomes exact."""
-
-    def __init__(self, t: float = 100.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class Transport:
@@ -58,30 +47,15 @@ class Transport:
         return sum(len(m) for m in self.media()) // FRAME
 
 
-class Harness:
+class Harness(support.Harness):
     def __init__(self, clock: Clock | None = None) -> None:
-        kw = {"clock": clock} if clock is not None else {}
-        self.ctx = CallContext(
-            persona=PersonaSpec(name="p", agent_name="Ann"), system_prompt=lambda c: "", **kw
-        )
+        super().__init__(clock=clock)
         self.transport = Transport()
         self.played_at: list[float] = []
         self.playout = PlayoutProcessor(
             self.ctx, self.transport, on_audio_out=lambda frame, t: self.played_at.append(t)
         )
-        self.out: list[Frame] = []
-        self.pipeline = Pipeline([self.playout, Sink(self.out.append)])
-
-    async def __aenter__(self) -> Harness:
-        await self.pipeline.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.pipeline.stop()
-
-    async def send(self, *frames: Frame) -> None:
-        for frame in frames:
-            await self.pipeline.send(frame)
+        self.chain(self.playout)
 
     async def segment(self, reply: int, seg: int, text: str, frames: float) -> str:
         """Queue one whole segment of `frames` 20 ms frames; returns its mark."""
@@ -96,10 +70,7 @@ class Harness:
             await self.send(MarkPlayed(mark))
 
     async def until(self, predicate, limit: float = 3.0) -> None:
-        deadline = asyncio.get_running_loop().time() + limit
-        while not predicate():
-            assert asyncio.get_running_loop().time() < deadline, f"timed out; sent {self.kinds()}"
-            await asyncio.sleep(0.005)
+        await wait_until(predicate, limit, state=lambda: f"sent {self.kinds()}")
 
     def kinds(self) -> list[str]:
         return [e[0] if e[0] != "mark" else f"mark:{e[1]}" for e in self.transport.sent]

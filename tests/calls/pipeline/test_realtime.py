@@ -1,7 +1,7 @@
 """The Realtime (speech-to-speech) chain against the OpenAI emulator, through the real SDK.
 
-RealtimeProcessor -> PlayoutProcessor -> IdleMonitor -> a list, with a Twilio-like far end that
-plays media at real-time pace and echoes each mark when playback reaches it.
+RealtimeProcessor -> PlayoutProcessor -> IdleMonitor -> a list, with the fake phone as the far
+end: it plays media at real-time pace and echoes each mark when playback reaches it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from calls.pipeline.frames import (
     Frame,
     Hangup,
     Interrupt,
-    MarkPlayed,
     Say,
     StageChanged,
     ToolRequest,
@@ -37,6 +36,8 @@ from calls.pipeline.tools import tool_schemas
 from calls.providers.realtime.openai import RealtimeOptions, websocket_url
 from calls.sandbox.emulators.base import Faults, silence, speech_like, text_audio
 from calls.sandbox.emulators.openai import OpenAIEmulator, text_pieces
+from tests.support.pipeline import PipelinePhone
+from tests.support.wait import wait_until
 
 PERSONA = PersonaSpec(
     name="Test", agent_name="Ava", goodbye="Thanks, bye.", tools=("end_call", "transfer_call"),
@@ -48,44 +49,6 @@ def prompt(conversation) -> str:
     return f"You are Ava, calling about a job. Current stage: {conversation.stage or 'intro'}."
 
 
-class Carrier:
-    """Twilio's side of the media stream: a playback clock, marks echoed as playback reaches them."""
-
-    def __init__(self) -> None:
-        self.media: list[bytes] = []
-        self.marks: list[str] = []
-        self.clears = 0
-        self.played_at_clear_ms: list[float] = []
-        self.pipeline: Pipeline | None = None
-        self._end = 0.0
-        self._pending: dict[str, asyncio.TimerHandle] = {}
-
-    async def send_media(self, mulaw: bytes) -> None:
-        """A message holds whole 20 ms frames; `media` keeps them one by one."""
-        frames = [mulaw[i : i + 160] for i in range(0, len(mulaw), 160)]
-        self._end = max(self._end, time.monotonic()) + 0.02 * len(frames)
-        self.media.extend(frames)
-
-    async def send_mark(self, name: str) -> None:
-        self.marks.append(name)
-        delay = max(0.0, self._end - time.monotonic())
-        self._pending[name] = asyncio.get_running_loop().call_later(delay, self._echo, name)
-
-    async def send_clear(self) -> None:
-        now = time.monotonic()
-        self.clears += 1
-        self.played_at_clear_ms.append(len(self.media) * 20 - max(0.0, self._end - now) * 1000)
-        self._end = now
-        for name, handle in list(self._pending.items()):  # Twilio echoes the cleared marks
-            handle.cancel()
-            self._echo(name)
-
-    def _echo(self, name: str) -> None:
-        self._pending.pop(name, None)
-        if self.pipeline is not None:
-            asyncio.get_running_loop().create_task(self.pipeline.send(MarkPlayed(name)))
-
-
 class Call:
     """One pipeline under test: frames out, tool requests answered like the session does."""
 
@@ -94,7 +57,7 @@ class Call:
             persona=PERSONA, system_prompt=prompt, tools=tool_schemas(PERSONA),
             options=PipelineOptions(silence_timeout_s=60),
         )  # fmt: skip
-        self.carrier = Carrier()
+        self.carrier = PipelinePhone()
         self.out: list[Frame] = []
         self.options = RealtimeOptions(
             api_key="sk-test", base_url=f"{emu.srv.base_url}/v1", silence_duration_ms=300
@@ -124,11 +87,7 @@ class Call:
         return [f for f in self.out if isinstance(f, EventRecord) and f.type == kind]
 
     async def until(self, predicate, limit: float = 6.0) -> None:
-        async with asyncio.timeout(limit):
-            while True:
-                if predicate():
-                    return
-                await asyncio.sleep(0.01)
+        await wait_until(predicate, limit, state=lambda: f"out={self.out}")
 
 
 @pytest.fixture
@@ -145,6 +104,7 @@ async def call(emu):
     await c.pipeline.start()
     yield c
     await c.pipeline.stop()
+    await c.carrier.close()
 
 
 def client_events(emu: OpenAIEmulator, kind: str) -> list[dict]:
@@ -328,6 +288,7 @@ async def test_a_dead_service_is_bounded_then_hangs_up(emu):
         await c.speak(speech_like(100))  # audio after giving up is simply dropped
     finally:
         await c.pipeline.stop()
+        await c.carrier.close()
     errors = c.events("error")
     assert len(errors) == 4 and errors[-1].payload["fatal"]
     assert all("connect failed" in e.payload["reason"] for e in errors[:-1])

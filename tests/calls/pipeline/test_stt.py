@@ -10,7 +10,7 @@ from calls.pipeline.stt import STTProcessor
 from calls.pipeline.vad import VADProcessor
 from calls.providers.stt.base import STTOptions
 from calls.providers.vad.base import SpeechDetector
-from tests.calls.pipeline.test_pipeline_e2e import EnergyVAD, FakeSTT, FakeSTTSession
+from tests.support.pipeline import EnergyVAD, FakeSTT, FakeSTTSession
 
 SPEECH, SILENCE = b"\x10" * 160, b"\xff" * 160
 

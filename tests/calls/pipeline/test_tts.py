@@ -7,12 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from calls.core.persona import PersonaSpec
 from calls.pipeline import tts as tts_module
-from calls.pipeline.context import CallContext
 from calls.pipeline.frames import (
     EventRecord,
-    Frame,
     Interrupt,
     ReplyDone,
     Say,
@@ -20,9 +17,9 @@ from calls.pipeline.frames import (
     StageChanged,
     TextChunk,
 )
-from calls.pipeline.processor import Pipeline, Sink
 from calls.pipeline.tts import AudioCache, TTSProcessor, cache_key, synthesize_cached
 from calls.providers.tts.base import TTSError, TTSOptions, TTSProvider
+from tests.support import pipeline as support
 
 PRIMARY, BACKUP = TTSOptions(voice="primary-voice"), TTSOptions(voice="backup-voice")
 
@@ -62,36 +59,13 @@ def fresh_cache(monkeypatch) -> AudioCache:
     return cache
 
 
-class Harness:
+class Harness(support.Harness):
     def __init__(self, primary: FakeTTS, fallback: FakeTTS | None = None) -> None:
-        self.ctx = CallContext(
-            persona=PersonaSpec(name="p", agent_name="Ann"), system_prompt=lambda c: ""
-        )
+        super().__init__()
         self.tts = TTSProcessor(
             self.ctx, primary, PRIMARY, fallback=fallback, fallback_options=BACKUP
         )
-        self.out: list[Frame] = []
-        self.pipeline = Pipeline([self.tts, Sink(self.out.append)])
-
-    async def __aenter__(self) -> Harness:
-        await self.pipeline.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.pipeline.stop()
-
-    async def send(self, *frames: Frame) -> None:
-        for frame in frames:
-            await self.pipeline.send(frame)
-
-    async def until(self, predicate, limit: float = 3.0) -> None:
-        deadline = asyncio.get_running_loop().time() + limit
-        while not predicate():
-            assert asyncio.get_running_loop().time() < deadline, f"timed out; got {self.out}"
-            await asyncio.sleep(0.005)
-
-    def of(self, kind: type) -> list:
-        return [f for f in self.out if isinstance(f, kind)]
+        self.chain(self.tts)
 
     def audio_of(self, segment: int) -> bytes:
         return b"".join(c.mulaw for c in self.of(SpeechChunk) if c.segment == segment)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from calls.core.persona import PersonaSpec
-from calls.pipeline.context import CallContext, PipelineOptions
+from calls.pipeline.context import PipelineOptions
 from calls.pipeline.frames import (
     AudioIn,
     CallerSpeechStarted,
@@ -13,42 +12,23 @@ from calls.pipeline.frames import (
     CallerTranscript,
     CallerTurn,
     EventRecord,
-    Frame,
     Interrupt,
     TurnRecord,
 )
-from calls.pipeline.processor import Pipeline, Sink
 from calls.pipeline.turns import TurnTaker, is_backchannel
+from tests.support import pipeline as support
+from tests.support.clock import Clock
 
 VOICED = b"\x10" * 160
 BACKCHANNELS = PipelineOptions().backchannels
 
 
-class Clock:
-    def __init__(self, t: float = 100.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
-class Harness:
+class Harness(support.Harness):
     """A TurnTaker with a settable clock and the agent's speaking state, and what it emitted."""
 
     def __init__(self, **options) -> None:
-        self.clock = Clock()
-        self.ctx = CallContext(
-            persona=PersonaSpec(name="p", agent_name="Ann"),
-            system_prompt=lambda conversation: "system",
-            options=PipelineOptions(**options),
-            clock=self.clock,
-        )
-        self.out: list[Frame] = []
-        self.pipeline = Pipeline([TurnTaker(self.ctx), Sink(self.out.append)])
-
-    async def send(self, *frames: Frame) -> None:
-        for frame in frames:
-            await self.pipeline.send(frame)
+        super().__init__(clock=Clock(), system_prompt=lambda conversation: "system", **options)
+        self.chain(TurnTaker(self.ctx))
 
     async def speak(self, start: float, end: float) -> None:
         """Caller speech from `start` to `end` (seconds): the VAD start, then 20 ms frames."""
@@ -62,9 +42,6 @@ class Harness:
             t += 0.02
             self.clock.t = t
             await self.send(AudioIn(VOICED, t))
-
-    def of(self, kind: type) -> list:
-        return [f for f in self.out if isinstance(f, kind)]
 
 
 async def test_a_turn_ends_on_speech_final_with_the_finals_joined():

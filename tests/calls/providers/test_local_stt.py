@@ -19,6 +19,7 @@ LINES = {
     "I would like to speak to a human.": {"speak", "human"},
     "Goodbye.": {"goodbye"},
 }
+pytestmark = pytest.mark.slow  # the local TTS voices each line, Whisper recognises it
 
 
 def _words(text: str) -> set[str]:

@@ -1,7 +1,6 @@
 """The Media Streams consumer driven like Twilio drives it: a whole call, and every bad input."""
 
 import asyncio
-import base64
 import json
 
 import pytest
@@ -9,81 +8,21 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from callcenter.asgi import application
-from calls import services
 from calls.models import Call, CallEvent, Turn
 from calls.sandbox.emulators.base import silence, speech_like
-from calls.telephony.tokens import stream_params
+from tests.support.stream import (
+    PATH,
+    SID,
+    closed,
+    collect_until_mark,
+    media_msgs,
+    open_stream,
+    params_for,
+    start_msg,
+)
+from tests.support.wait import wait_until_db
 
-PATH = "/ws/twilio/media/"
-SID = "MZ" + "a" * 32
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def start_msg(params: dict, sid: str = SID) -> dict:
-    return {
-        "event": "start", "sequenceNumber": "1", "streamSid": sid,
-        "start": {"streamSid": sid, "accountSid": "AC1", "callSid": "CA1", "tracks": ["inbound"],
-                  "customParameters": params,
-                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}},
-    }  # fmt: skip
-
-
-def media_msgs(audio: bytes, sid: str = SID):
-    for i in range(0, len(audio), 160):
-        payload = base64.b64encode(audio[i : i + 160]).decode()
-        yield {
-            "event": "media",
-            "streamSid": sid,
-            "media": {"track": "inbound", "payload": payload},
-        }
-
-
-@pytest.fixture
-def call(myra):
-    return services.call_create(
-        persona=myra, to="+14155550100", variables={"applicant_name": "Ann", "position": "SRE"},
-        welcome_message="Hi Ann.",
-    )  # fmt: skip
-
-
-async def params_for(call) -> dict:
-    return await database_sync_to_async(stream_params)(call)
-
-
-async def open_stream(call, **kw):
-    ws = WebsocketCommunicator(application, PATH)
-    connected, _ = await ws.connect(timeout=10)
-    assert connected
-    await ws.send_json_to({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-    await ws.send_json_to(start_msg(await params_for(call), **kw))
-    return ws
-
-
-async def collect_until_mark(ws, limit=5.0) -> tuple[bytes, str]:
-    audio = b""
-    while True:
-        msg = await ws.receive_json_from(timeout=limit)
-        if msg["event"] == "media":
-            audio += base64.b64decode(msg["media"]["payload"])
-        elif msg["event"] == "mark":
-            return audio, msg["mark"]["name"]
-
-
-async def closed(ws) -> None:
-    """Read until the server closes the socket (after `stop`), then end the test connection."""
-    while (await ws.receive_output(timeout=10))["type"] != "websocket.close":
-        pass
-    await ws.disconnect()
-
-
-async def wait_for(predicate, limit=5.0):
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        if await database_sync_to_async(predicate)():
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_a_whole_call(call, hosted_fakes, settings, tmp_path):
@@ -100,10 +39,10 @@ async def test_a_whole_call(call, hosted_fakes, settings, tmp_path):
     assert reply
     await ws.send_json_to({"event": "mark", "streamSid": SID, "mark": {"name": mark2}})
     await ws.send_json_to({"event": "dtmf", "streamSid": SID, "dtmf": {"digit": "5"}})
-    await wait_for(lambda: Turn.objects.filter(call=call).count() >= 3)
+    await wait_until_db(lambda: Turn.objects.filter(call=call).count() >= 3)
     await ws.send_json_to({"event": "stop", "streamSid": SID, "stop": {"callSid": "CA1"}})
     await closed(ws)
-    await wait_for(lambda: Call.objects.get(pk=call.pk).status == "completed")
+    await wait_until_db(lambda: Call.objects.get(pk=call.pk).status == "completed")
 
     await database_sync_to_async(check_whole_call)(call)
     sent = hosted_fakes.openai.requests[-1]
@@ -176,7 +115,7 @@ async def test_malformed_frames_are_dropped_not_fatal(call, hosted_fakes, frame)
     await ws.receive_json_from(timeout=5)  # the greeting flows
     await ws.send_to(text_data=frame)
     await ws.send_json_to({"event": "dtmf", "streamSid": SID, "dtmf": {"digit": "1"}})
-    await wait_for(lambda: CallEvent.objects.filter(call=call, type="dtmf").exists())
+    await wait_until_db(lambda: CallEvent.objects.filter(call=call, type="dtmf").exists())
     await ws.disconnect()
 
 
@@ -197,8 +136,8 @@ async def test_second_start_and_foreign_stop_are_ignored(call, hosted_fakes):
     await ws.send_json_to(start_msg(await params_for(call), sid="MZ" + "c" * 32))
     await ws.send_json_to({"event": "stop", "streamSid": "MZ" + "d" * 32})
     await ws.send_json_to({"event": "dtmf", "streamSid": SID, "dtmf": {"digit": "9"}})
-    await wait_for(lambda: CallEvent.objects.filter(call=call, type="dtmf").exists())
-    await wait_for(lambda: Call.objects.get(pk=call.pk).stream_sid == SID)
+    await wait_until_db(lambda: CallEvent.objects.filter(call=call, type="dtmf").exists())
+    await wait_until_db(lambda: Call.objects.get(pk=call.pk).stream_sid == SID)
     await ws.disconnect()
 
 
@@ -207,9 +146,9 @@ async def test_drop_without_stop_still_finalises(call, hosted_fakes, settings, t
     ws = await open_stream(call)
     await collect_until_mark(ws)
     await ws.disconnect()
-    await wait_for(lambda: Call.objects.get(pk=call.pk).status == "completed")
-    await wait_for(lambda: Turn.objects.filter(call=call, speaker="agent").exists())
-    await wait_for(lambda: "without stop" in Call.objects.get(pk=call.pk).end_reason)
+    await wait_until_db(lambda: Call.objects.get(pk=call.pk).status == "completed")
+    await wait_until_db(lambda: Turn.objects.filter(call=call, speaker="agent").exists())
+    await wait_until_db(lambda: "without stop" in Call.objects.get(pk=call.pk).end_reason)
 
 
 async def test_finalisation_outlives_a_cancelled_consumer(
@@ -238,8 +177,8 @@ async def test_finalisation_outlives_a_cancelled_consumer(
     with pytest.raises(asyncio.CancelledError):
         await ws.future
     release.set()
-    await wait_for(lambda: Call.objects.get(pk=call.pk).status == "completed")
-    await wait_for(lambda: bool(Call.objects.get(pk=call.pk).recording))
+    await wait_until_db(lambda: Call.objects.get(pk=call.pk).status == "completed")
+    await wait_until_db(lambda: bool(Call.objects.get(pk=call.pk).recording))
     assert (await database_sync_to_async(Call.objects.get)(pk=call.pk)).end_reason == (
         "stream stopped"
     )
@@ -255,9 +194,11 @@ async def test_a_consumer_cancelled_before_the_stream_ended_still_finalises(
     ws.future.cancel()
     with pytest.raises(asyncio.CancelledError):
         await ws.future
-    await wait_for(lambda: Call.objects.get(pk=call.pk).status == "completed")
-    await wait_for(lambda: Turn.objects.filter(call=call, speaker="agent").exists())
-    await wait_for(lambda: Call.objects.get(pk=call.pk).end_reason == "stream handler cancelled")
+    await wait_until_db(lambda: Call.objects.get(pk=call.pk).status == "completed")
+    await wait_until_db(lambda: Turn.objects.filter(call=call, speaker="agent").exists())
+    await wait_until_db(
+        lambda: Call.objects.get(pk=call.pk).end_reason == "stream handler cancelled"
+    )
 
 
 async def test_sends_to_a_socket_that_is_gone_are_dropped():

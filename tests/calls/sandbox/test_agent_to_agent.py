@@ -39,7 +39,8 @@ from calls.sandbox.emulators.base import EmulatorServer, rms, speech_like
 from calls.sandbox.party import make_party
 from calls.sandbox.persona_callee import PersonaCallee
 from calls.sandbox.scenario import parse
-from tests.calls.sandbox.test_carrier import (
+from tests.support.liveserver import ROOT, free_port, live_server, sandbox_env, tail
+from tests.support.sandbox_app import (
     EVENTS,
     FROM,
     SID,
@@ -50,7 +51,7 @@ from tests.calls.sandbox.test_carrier import (
     Line,
     stream_twiml,
 )
-from tests.liveserver import ROOT, free_port, live_server, sandbox_env, tail
+from tests.support.wait import poll_until
 
 NUMBER = "+14155550108"  # the agent-to-agent scenario's number
 CALLER, CALLEE = "myra-recruiting", "acme-billing"  # the scenario's persona: the number reaches it
@@ -293,16 +294,10 @@ def _ok(response: httpx.Response, status: int = 200) -> dict | list:
 
 
 def _until(what: str, check: Callable[[], object], limit: float, log: Path, state=lambda: ""):
-    deadline = time.monotonic() + limit
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {limit:.0f} s\n{state()}\n{tail(log)}")
-        time.sleep(0.25)
+    return poll_until(check, limit, what=what, state=lambda: f"{state()}\n{tail(log)}")
 
 
+@pytest.mark.e2e
 @needs_local_speech
 @pytest.mark.timeout(120)
 def test_two_personas_talk_on_two_supervisable_calls(server):

@@ -21,7 +21,7 @@ from calls.sandbox.scenario import (
     WaitAgent,
     parse,
 )
-from tests.calls.sandbox.test_carrier import TO, AppStream, place, running_line
+from tests.support.sandbox_app import TO, AppStream, place, running_line
 
 NAMES = {"cooperative", "interrupter", "backchannel", "silent", "busy", "no-answer",
          "wants-human", "ivr", "agent-to-agent"}  # fmt: skip
@@ -108,6 +108,7 @@ async def inbound_level(s: AppStream, *, loud: bool, limit: float = 5.0) -> floa
     return await asyncio.wait_for(watch(), limit)
 
 
+@pytest.mark.slow
 async def test_callee_waits_for_the_agent_talks_over_it_and_backchannels(line):
     carrier, client, app = line.carrier, line.client, line.app
     steps = [
@@ -169,6 +170,7 @@ async def _tts(text: str) -> bytes:
     return b"".join(chunks)
 
 
+@pytest.mark.slow
 @needs_local_speech
 async def test_lines_are_voiced_and_expectations_transcribed(line):
     carrier, client, app = line.carrier, line.client, line.app
@@ -200,6 +202,7 @@ async def test_lines_are_voiced_and_expectations_transcribed(line):
     assert "hybrid" in " ".join(await call.party.transcript()).lower()
 
 
+@pytest.mark.slow
 @needs_local_speech
 async def test_agent_to_agent_the_callee_is_another_persona(line):
     carrier, client, app = line.carrier, line.client, line.app

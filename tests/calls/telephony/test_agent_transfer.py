@@ -13,8 +13,8 @@ from agents.models import Persona
 from calls import services
 from calls.models import Call, CallEvent
 from calls.sandbox.emulators.base import Faults, silence, speech_like
-from tests.calls.runtime.test_consumer import SID, closed, media_msgs, open_stream, wait_for
-from tests.calls.telephony.test_control import _register_fake_call
+from tests.support.stream import SID, closed, media_msgs, open_stream, register_carrier_call
+from tests.support.wait import wait_until_db as wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 db = database_sync_to_async
@@ -32,7 +32,7 @@ def call(myra, twilio_fake):
         variables={"applicant_name": "Ann", "position": "SRE"}, welcome_message="Hi Ann.",
     )  # fmt: skip
     services.call_update_outcome(call_id=created.pk, twilio_sid=CALL_SID)
-    _register_fake_call(twilio_fake, CALL_SID)
+    register_carrier_call(twilio_fake, CALL_SID)
     return Call.objects.get(pk=created.pk)
 
 

@@ -10,14 +10,10 @@ from channels.db import database_sync_to_async
 
 from calls.models import CallEvent, Turn
 from calls.sandbox.emulators.base import silence, speech_like
-from tests.calls.telephony.phone import (
-    Phone,
-    fixture_call,  # noqa: F401  (pytest fixture)
-    fixture_dial,  # noqa: F401  (pytest fixture)
-    until_db,
-)
+from tests.support.stream import Phone
+from tests.support.wait import wait_until_db
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]  # talks in real time
 
 EL_BYTES_PER_CHAR = 160  # the fixture's ElevenLabs emulator: 20 ms of audio per character
 LONG = (
@@ -51,7 +47,7 @@ async def test_talking_over_the_agent_clears_its_audio_and_keeps_only_what_was_h
     await asyncio.sleep(0.6)
     await phone.talk(speech_like(800, seed=3), realtime=True)  # interim "Wait," after 300 ms
     await phone.talk(silence(600))
-    await until_db(lambda: Turn.objects.filter(call=call).count() >= 5)
+    await wait_until_db(lambda: Turn.objects.filter(call=call).count() >= 5)
     await phone.hang_up()
 
     # the consumer sent `clear`, and stopped sending the rest of the long reply
@@ -89,8 +85,8 @@ async def test_a_backchannel_over_the_agent_leaves_the_reply_alone(call, hosted_
     await asyncio.sleep(0.6)  # "Great to hear." has played; the rest of the reply is playing
     await phone.talk(speech_like(500, seed=4), realtime=True)  # interim "Uh-huh." at 300 ms
     await phone.talk(silence(500))
-    await until_db(lambda: Turn.objects.filter(call=call).count() >= 3)
-    await until_db(
+    await wait_until_db(lambda: Turn.objects.filter(call=call).count() >= 3)
+    await wait_until_db(
         lambda: CallEvent.objects.filter(call=call, payload__kind="backchannel").exists()
     )
     await phone.hang_up()

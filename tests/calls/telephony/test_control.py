@@ -14,16 +14,19 @@ from rest_framework.test import APIClient
 from callcenter.asgi import application
 from calls import services
 from calls.models import Call, CallEvent, Turn
+from calls.sandbox.emulators.base import silence, speech_like
 from calls.telephony import control
-from tests.calls.runtime.test_consumer import (
+from tests.support.stream import (
     PATH,
     SID,
     closed,
     collect_until_mark,
+    media_msgs,
     open_stream,
+    register_carrier_call,
     start_msg,
-    wait_for,
 )
+from tests.support.wait import wait_until_db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 db = database_sync_to_async
@@ -47,13 +50,13 @@ async def test_supervisor_say_interrupts_and_is_spoken(live_call, hosted_fakes):
     ws = await open_stream(live_call)
     _, mark = await collect_until_mark(ws)
     await echo(ws, mark)
-    await wait_for(lambda: Call.objects.get(pk=live_call.pk).status == "in-progress")
+    await wait_until_db(lambda: Call.objects.get(pk=live_call.pk).status == "in-progress")
     call = await db(Call.objects.get)(pk=live_call.pk)
     await db(control.say)(call, text="This is your supervisor speaking.")
     audio, mark = await collect_until_mark(ws)
     assert audio
     await echo(ws, mark)
-    await wait_for(
+    await wait_until_db(
         lambda: Turn.objects.filter(
             call=live_call, text="This is your supervisor speaking."
         ).exists()
@@ -66,12 +69,12 @@ async def test_transfer_updates_the_carrier_with_dial(live_call, hosted_fakes, t
     twilio_fake.calls.clear()
     ws = await open_stream(live_call)
     await collect_until_mark(ws)
-    await wait_for(lambda: Call.objects.get(pk=live_call.pk).status == "in-progress")
+    await wait_until_db(lambda: Call.objects.get(pk=live_call.pk).status == "in-progress")
     sid = live_call.twilio_sid
-    await asyncio.to_thread(_register_fake_call, twilio_fake, sid)
+    await asyncio.to_thread(register_carrier_call, twilio_fake, sid)
     call = await db(Call.objects.get)(pk=live_call.pk)
     await db(control.transfer)(call, to="+14155550142")
-    await wait_for(lambda: bool(twilio_fake.requests_to("POST", f"/Calls/{sid}.json")))
+    await wait_until_db(lambda: bool(twilio_fake.requests_to("POST", f"/Calls/{sid}.json")))
     update = twilio_fake.requests_to("POST", f"/Calls/{sid}.json")[-1]
     assert "<Dial>+14155550142</Dial>" in update.get("Twiml")
     await ws.disconnect()
@@ -81,12 +84,12 @@ async def test_press_digits_reconnects_a_second_stream(live_call, hosted_fakes, 
     ws = await open_stream(live_call)
     _, mark = await collect_until_mark(ws)
     await echo(ws, mark)
-    await wait_for(lambda: Turn.objects.filter(call=live_call).exists())
+    await wait_until_db(lambda: Turn.objects.filter(call=live_call).exists())
     sid = live_call.twilio_sid
-    await asyncio.to_thread(_register_fake_call, twilio_fake, sid)
+    await asyncio.to_thread(register_carrier_call, twilio_fake, sid)
     call = await db(Call.objects.get)(pk=live_call.pk)
     await db(control.press_digits)(call, digits="1w2")
-    await wait_for(lambda: bool(twilio_fake.requests_to("POST", f"/Calls/{sid}.json")))
+    await wait_until_db(lambda: bool(twilio_fake.requests_to("POST", f"/Calls/{sid}.json")))
     document = twilio_fake.requests_to("POST", f"/Calls/{sid}.json")[-1].get("Twiml")
     assert '<Play digits="1w2" />' in document and "<Stream" in document
     # Twilio stops the first stream and opens a second one with the new parameters.
@@ -100,16 +103,13 @@ async def test_press_digits_reconnects_a_second_stream(live_call, hosted_fakes, 
     )
     hosted_fakes.deepgram.script(["Yes."])
     hosted_fakes.openai.script("Thanks.")
-    from calls.sandbox.emulators.base import silence, speech_like
-    from tests.calls.runtime.test_consumer import media_msgs
-
     for msg in media_msgs(speech_like(600) + silence(600), sid="MZ" + "e" * 32):
         await second.send_json_to(msg)
     reply = await second.receive_json_from(timeout=10)
     while reply["event"] != "media":
         reply = await second.receive_json_from(timeout=10)
     # the conversation goes on (no second greeting, checked below)
-    await wait_for(
+    await wait_until_db(
         lambda: Turn.objects.filter(call=live_call, speaker="caller", text="Yes.").exists()
     )
     greetings = await db(Turn.objects.filter(call=live_call, text="Hi Ann.").count)()
@@ -118,23 +118,13 @@ async def test_press_digits_reconnects_a_second_stream(live_call, hosted_fakes, 
     await second.disconnect()
 
 
-def _register_fake_call(twilio_fake, sid):
-    """The call was created outside the fake; make it known so updates succeed."""
-    from calls.sandbox.emulators.twilio_rest import CallState
-
-    twilio_fake.calls[sid] = CallState(
-        sid=sid, account_sid=twilio_fake.account_sid, to="+14155550100", from_="+15005550006",
-        status="in-progress",
-    )  # fmt: skip
-
-
 async def test_recording_download(live_call, hosted_fakes, settings, tmp_path, operator):
     settings.MEDIA_ROOT = tmp_path
     ws = await open_stream(live_call)
     await collect_until_mark(ws)
     await ws.send_json_to({"event": "stop", "streamSid": SID})
     await closed(ws)
-    await wait_for(lambda: bool(Call.objects.get(pk=live_call.pk).recording))
+    await wait_until_db(lambda: bool(Call.objects.get(pk=live_call.pk).recording))
 
     def download():
         client = APIClient()

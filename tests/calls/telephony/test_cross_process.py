@@ -20,10 +20,11 @@ from calls import services
 from calls.models import Turn
 from calls.telephony import control
 from calls.telephony.tokens import stream_params
-from tests.liveserver import free_port
+from tests.support.liveserver import free_port
+from tests.support.wait import wait_until_db
 
 ROOT = Path(__file__).resolve().parents[3]
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 db = database_sync_to_async
 
 
@@ -117,11 +118,7 @@ async def test_say_reaches_a_call_held_by_another_process(myra, other_server):
         assert live.status == "in-progress"
         await db(control.say)(live, text="A word from your supervisor.")
         assert await play_until_mark()
-        for _ in range(100):
-            if await db(
-                Turn.objects.filter(call=call, text="A word from your supervisor.").exists
-            )():
-                break
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail("the supervisor's line was not spoken by the other process")
+        await wait_until_db(
+            lambda: Turn.objects.filter(call=call, text="A word from your supervisor.").exists(),
+            what="the supervisor's line spoken by the other process",
+        )

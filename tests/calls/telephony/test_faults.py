@@ -8,11 +8,7 @@ from channels.db import database_sync_to_async
 from calls.models import CallEvent, Turn
 from calls.pipeline.context import PipelineOptions
 from calls.sandbox.emulators.base import Faults, silence, speech_like
-from tests.calls.telephony.phone import (
-    fixture_call,  # noqa: F401  (pytest fixture)
-    fixture_dial,  # noqa: F401  (pytest fixture)
-    until_db,
-)
+from tests.support.wait import wait_until_db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +23,7 @@ async def one_exchange(call, dial, *, after_greeting=None, realtime=False) -> li
     if after_greeting is not None:
         after_greeting()
     await phone.talk(speech_like(700) + silence(500), realtime=realtime)
-    await until_db(lambda: Turn.objects.filter(call=call).count() >= 3)
+    await wait_until_db(lambda: Turn.objects.filter(call=call).count() >= 3)
     await phone.hang_up()
     return await database_sync_to_async(lambda: list(call.turns.order_by("seq")))()
 
@@ -37,6 +33,7 @@ def errors(call, provider: str) -> list[dict]:
     return list(events.order_by("pk").values_list("payload", flat=True))
 
 
+@pytest.mark.slow  # the caller talks in real time
 async def test_a_dropped_deepgram_socket_is_reopened_and_no_word_is_lost(call, hosted_fakes, dial):
     deepgram = hosted_fakes.deepgram
     deepgram.listen_faults = Faults(drop_after_messages=15, times=1)  # 300 ms into the speech

@@ -14,13 +14,8 @@ from calls.models import Call, CallEvent
 from calls.sandbox.emulators.base import silence, speech_like
 from calls.telephony import policy
 from calls.telephony.actions import TwilioCallActions
-from tests.calls.runtime.test_consumer import (
-    SID,
-    collect_until_mark,
-    media_msgs,
-    open_stream,
-    wait_for,
-)
+from tests.support.stream import SID, collect_until_mark, media_msgs, open_stream
+from tests.support.wait import wait_until_db as wait_for
 
 MYRA_VARS = {"applicant_name": "Ann", "position": "SRE"}
 db = database_sync_to_async

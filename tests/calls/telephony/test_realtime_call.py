@@ -13,10 +13,10 @@ from agents.models import Persona
 from calls import services
 from calls.models import Call, CallEvent, Turn
 from calls.sandbox.emulators.base import Faults, silence, speech_like
-from tests.calls.runtime.test_consumer import SID, media_msgs, open_stream, wait_for
-from tests.calls.telephony.test_control import _register_fake_call
+from tests.support.stream import SID, media_msgs, open_stream, register_carrier_call
+from tests.support.wait import wait_until_db
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]  # real-time turns
 db = database_sync_to_async
 CALLER = speech_like(600) + silence(700)  # a turn for the default 500 ms server VAD silence
 
@@ -32,7 +32,7 @@ def realtime_call(myra, hosted_fakes, twilio_fake, settings, monkeypatch, tmp_pa
         variables={"applicant_name": "Ann", "position": "SRE"}, welcome_message="Hi Ann.",
     )  # fmt: skip
     services.call_update_outcome(call_id=call.pk, twilio_sid="CA" + "1" * 32)
-    _register_fake_call(twilio_fake, "CA" + "1" * 32)
+    register_carrier_call(twilio_fake, "CA" + "1" * 32)
     return Call.objects.get(pk=call.pk)
 
 
@@ -77,7 +77,7 @@ async def test_a_whole_realtime_call(realtime_call, hosted_fakes):
     await say(ws)
     assert (await play(ws))[0]
     await ws.send_json_to({"event": "stop", "streamSid": SID, "stop": {"callSid": "CA1"}})
-    await wait_for(lambda: Call.objects.get(pk=realtime_call.pk).status == "completed")
+    await wait_until_db(lambda: Call.objects.get(pk=realtime_call.pk).status == "completed")
     await ws.disconnect()
 
     assert await db(speakers)(realtime_call) == [
@@ -114,11 +114,13 @@ async def test_end_call_hangs_up_once_the_goodbye_has_played(realtime_call, host
     await say(ws)
     goodbye, marks = await play(ws, echo=False)  # Twilio is still playing it
     assert goodbye and marks
-    await wait_for(lambda: CallEvent.objects.filter(call=realtime_call, type="tool_call").exists())
+    await wait_until_db(
+        lambda: CallEvent.objects.filter(call=realtime_call, type="tool_call").exists()
+    )
     assert twilio_fake.calls[realtime_call.twilio_sid].status == "in-progress"
     for name in marks:
         await ws.send_json_to({"event": "mark", "streamSid": SID, "mark": {"name": name}})
-    await wait_for(lambda: twilio_fake.calls[realtime_call.twilio_sid].status == "completed")
+    await wait_until_db(lambda: twilio_fake.calls[realtime_call.twilio_sid].status == "completed")
     tool = await db(CallEvent.objects.get)(call=realtime_call, type="tool_call")
     assert tool.payload["name"] == "end_call"
     await ws.disconnect()
@@ -140,7 +142,7 @@ async def test_barge_in_stores_what_the_caller_heard(realtime_call, hosted_fakes
     await say(ws, speech_like(300))
     while (await ws.receive_json_from(timeout=5))["event"] != "clear":
         pass
-    await wait_for(lambda: Turn.objects.filter(call=realtime_call, interrupted=True).exists())
+    await wait_until_db(lambda: Turn.objects.filter(call=realtime_call, interrupted=True).exists())
 
     turn = await db(Turn.objects.get)(call=realtime_call, interrupted=True)
     heard = turn.heard_text.split()
@@ -148,7 +150,7 @@ async def test_barge_in_stores_what_the_caller_heard(realtime_call, hosted_fakes
     [cut] = emu.truncations
     assert 300 <= cut["audio_end_ms"] <= 900
     await ws.disconnect()
-    await wait_for(lambda: Call.objects.get(pk=realtime_call.pk).status == "completed")
+    await wait_until_db(lambda: Call.objects.get(pk=realtime_call.pk).status == "completed")
 
 
 async def test_a_dropped_realtime_socket_does_not_end_the_call(realtime_call, hosted_fakes):
@@ -159,13 +161,15 @@ async def test_a_dropped_realtime_socket_does_not_end_the_call(realtime_call, ho
     emu.script_realtime("Hi Ann, this is Myra.", "Great to hear.")
     ws = await open_stream(realtime_call)
     await play(ws)
-    await wait_for(lambda: len(emu.realtime_connections) == 2)
-    await wait_for(lambda: CallEvent.objects.filter(call=realtime_call, type="error").exists())
+    await wait_until_db(lambda: len(emu.realtime_connections) == 2)
+    await wait_until_db(lambda: CallEvent.objects.filter(call=realtime_call, type="error").exists())
     await asyncio.sleep(0.2)  # the fresh session is up
     await say(ws)
     reply, _ = await play(ws)
     assert reply
-    await wait_for(lambda: Turn.objects.filter(call=realtime_call, text="Great to hear.").exists())
+    await wait_until_db(
+        lambda: Turn.objects.filter(call=realtime_call, text="Great to hear.").exists()
+    )
 
     assert (await db(speakers)(realtime_call))[:2] == [
         ("agent", "Hi"),
@@ -176,4 +180,4 @@ async def test_a_dropped_realtime_socket_does_not_end_the_call(realtime_call, ho
     fresh = [e for e in emu.realtime_events if e["type"] == "session.update"][1]
     assert "Agent: Hi" in fresh["session"]["instructions"]
     await ws.disconnect()
-    await wait_for(lambda: Call.objects.get(pk=realtime_call.pk).status == "completed")
+    await wait_until_db(lambda: Call.objects.get(pk=realtime_call.pk).status == "completed")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Whatever the shell has, the server uses the embedded defaults: local engines, in-memory layer,
 # the in-process sandbox carrier. Empty, not absent: settings read .env without overriding these.
 CLEARED = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "ELEVENLABS_API_KEY", "DEEPGRAM_BASE_URL",
