@@ -209,6 +209,12 @@ class Phone:
         return self.clock() if self.clock is not None else asyncio.get_running_loop().time()
 
     # --- phone -> app -------------------------------------------------------------------------
+    def _message(self, event: str, **body: object) -> str:
+        self._seq += 1
+        return json.dumps(
+            {"event": event, "sequenceNumber": str(self._seq), "streamSid": self.stream_sid, **body}
+        )
+
     def opening(
         self,
         params: dict[str, str],
@@ -218,7 +224,6 @@ class Phone:
         tracks: tuple[str, ...] = ("inbound",),
     ) -> list[str]:
         """`connected` and `start`, the first two messages of a stream."""
-        self._seq += 1
         start = {
             "streamSid": self.stream_sid,
             "accountSid": account_sid,
@@ -229,14 +234,7 @@ class Phone:
         }
         return [
             json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
-            json.dumps(
-                {
-                    "event": "start",
-                    "sequenceNumber": str(self._seq),
-                    "streamSid": self.stream_sid,
-                    "start": start,
-                }
-            ),
+            self._message("start", start=start),
         ]
 
     async def send_audio(self, frame: bytes, timestamp_ms: int | None = None) -> bool:
@@ -252,43 +250,15 @@ class Phone:
         )
 
     async def send_dtmf(self, digit: str) -> None:
-        self._seq += 1
-        await self._send(
-            json.dumps(
-                {
-                    "event": "dtmf",
-                    "streamSid": self.stream_sid,
-                    "sequenceNumber": str(self._seq),
-                    "dtmf": {"track": "inbound_track", "digit": digit},
-                }
-            )
-        )
+        await self._send(self._message("dtmf", dtmf={"track": "inbound_track", "digit": digit}))
         self.stats.dtmf_sent += 1
 
     def stop_message(self, *, call_sid: str, account_sid: str) -> str:
-        self._seq += 1
-        return json.dumps(
-            {
-                "event": "stop",
-                "sequenceNumber": str(self._seq),
-                "streamSid": self.stream_sid,
-                "stop": {"accountSid": account_sid, "callSid": call_sid},
-            }
-        )
+        return self._message("stop", stop={"accountSid": account_sid, "callSid": call_sid})
 
     async def echo_mark(self, name: str) -> None:
         """The app's mark comes back: its audio has played (or was cleared)."""
-        self._seq += 1
-        await self._send(
-            json.dumps(
-                {
-                    "event": "mark",
-                    "sequenceNumber": str(self._seq),
-                    "streamSid": self.stream_sid,
-                    "mark": {"name": name},
-                }
-            )
-        )
+        await self._send(self._message("mark", mark={"name": name}))
         self.stats.marks_echoed += 1
         self.stats.marks.append(name)
 
