@@ -11,7 +11,7 @@ from uuid import UUID
 import phonenumbers
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from agents import context as persona_context
@@ -296,13 +296,12 @@ def stream_grant(*, call_id: int, nonce: str) -> None:
 def stream_claim(
     *, call_uuid: str, nonce: str, stream_sid: str, twilio_sid: str = ""
 ) -> Call | None:
-    """Consume the stream token nonce atomically: the call on first use, None if used or unknown."""
-    claimed = (
-        Call.objects.filter(uuid=call_uuid, stream_nonce=nonce)
-        .exclude(stream_nonce="")
-        .exclude(status__in=TERMINAL)
-        .update(stream_nonce="", stream_sid=stream_sid)
-    )
+    """Consume the stream token nonce atomically: the call on first use, None if used, unknown,
+    or the stream's `twilio_sid` is not the call's (a token lifted from another call)."""
+    claimable = Call.objects.filter(uuid=call_uuid, stream_nonce=nonce).exclude(stream_nonce="")
+    if twilio_sid:
+        claimable = claimable.filter(Q(twilio_sid="") | Q(twilio_sid=twilio_sid))
+    claimed = claimable.exclude(status__in=TERMINAL).update(stream_nonce="", stream_sid=stream_sid)
     if not claimed:
         return None
     call = Call.objects.select_related("persona").get(uuid=call_uuid)

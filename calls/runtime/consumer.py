@@ -25,7 +25,7 @@ from calls.live import observers
 from calls.live.session import CallSession, live_sessions
 from calls.runtime.factory import build_session
 from calls.status import CallStatus
-from calls.telephony import protocol, tokens
+from calls.telephony import protocol, signature, tokens
 from calls.telephony.protocol import Connected, Dtmf, MarkEcho, Media, Start, Stop
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,10 @@ def _claim(start: Start) -> CallSession | None:
         return None
     if start.params.get("call") not in ("", None, grant.call_uuid):
         log.warning("media stream %s refused: token is for another call", start.stream_sid)
+        return None
+    if start.account_sid != settings.TWILIO_ACCOUNT_SID or not start.call_sid:
+        log.warning("media stream %s refused: account %r is not ours, or no call SID",
+                    start.stream_sid, start.account_sid)  # fmt: skip
         return None
     call = services.stream_claim(
         call_uuid=grant.call_uuid, nonce=grant.nonce, stream_sid=start.stream_sid,
@@ -148,6 +152,10 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         self.bad_frames = 0
         self.early_frames = 0
         self.stopped = False
+        if not signature.stream_upgrade_allowed(self.scope):
+            log.warning("media stream refused: the upgrade is not signed by Twilio")
+            await self.close()  # before accept: the upgrade is refused (HTTP 403)
+            return
         if len(_pending) >= settings.MAX_PENDING_STREAMS:
             log.warning(
                 "media stream refused: %d sockets already wait for their start", len(_pending)

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseForbidden
 from twilio.request_validator import RequestValidator
 
+from calls.telephony.twiml import media_stream_url
+
 log = logging.getLogger(__name__)
 
 
@@ -41,3 +43,16 @@ def twilio_signed(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def stream_upgrade_allowed(scope: dict) -> bool:
+    """The media socket's upgrade, signed by Twilio over the stream URL our TwiML names (no
+    form parameters). An unsigned upgrade is let in only with the sandbox carrier on."""
+    signature = next(
+        (v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-twilio-signature"), ""
+    )
+    if not signature:
+        return bool(settings.SANDBOX_CARRIER)
+    query = scope.get("query_string", b"").decode("latin-1")
+    url = media_stream_url() + (f"?{query}" if query else "")
+    return RequestValidator(settings.TWILIO_AUTH_TOKEN).validate(url, {}, signature)
