@@ -20,8 +20,6 @@ import aiohttp
 
 from calls.sandbox.media import FRAME_BYTES, MediaStream
 
-ACCOUNT_SID = "AC" + "0" * 32
-
 
 @dataclass
 class TurnTiming:
@@ -68,11 +66,17 @@ class _Stream(MediaStream):
 class TwilioCaller:
     """One call's media stream, seen from the carrier: connect, start, talk, listen, stop."""
 
-    def __init__(self, url: str, params: dict[str, str], *, stream_sid: str, call_sid: str):
+    def __init__(
+        self, url: str, params: dict[str, str], *, stream_sid: str, call_sid: str,
+        account_sid: str, auth_token: str,
+    ) -> None:  # fmt: skip
+        """`account_sid` and `auth_token`: the server's, to sign the upgrade and start as Twilio."""
         self.url = url
         self.params = params
         self.stream_sid = stream_sid
         self.call_sid = call_sid
+        self.account_sid = account_sid
+        self.auth_token = auth_token
         self.timing = CallTiming()
         self.stream: _Stream | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -91,7 +95,7 @@ class TwilioCaller:
         self._http = aiohttp.ClientSession()
         self.stream = _Stream(
             self, url=self.url, params=self.params, call_sid=self.call_sid,
-            account_sid=ACCOUNT_SID, auth_token="bench", session=self._http,
+            account_sid=self.account_sid, auth_token=self.auth_token, session=self._http,
             stream_sid=self.stream_sid,
         )  # fmt: skip
         self._run = loop.create_task(self.stream.run())

@@ -76,6 +76,7 @@ async def drive(stack: Stack, plans: list[CallPlan], speech_ms: int, log) -> Non
         caller = TwilioCaller(
             stack.ws_url, plan.placed.params,
             stream_sid=f"MZ{secrets.token_hex(16)}", call_sid=f"CA{secrets.token_hex(16)}",
+            account_sid=stack.env["TWILIO_ACCOUNT_SID"], auth_token=stack.env["TWILIO_AUTH_TOKEN"],
         )  # fmt: skip
         caller.timing = timing
         try:

@@ -168,6 +168,9 @@ class Stack:
             PUBLIC_BASE_URL=f"http://127.0.0.1:{self.port}",
             STREAM_TOKEN_TTL_SECONDS="3600",
             TWILIO_API_BASE_URL="http://127.0.0.1:9",  # never a real carrier from the bench
+            # The bench's callers sign their media sockets and start them as this account.
+            TWILIO_ACCOUNT_SID="AC" + secrets.token_hex(16),
+            TWILIO_AUTH_TOKEN=secrets.token_hex(16),
             DEEPGRAM_API_KEY=KEYS["deepgram"],
             DEEPGRAM_BASE_URL=self.urls["deepgram"],
             OPENAI_API_KEY=KEYS["openai"],
@@ -184,11 +187,7 @@ class Stack:
             THROTTLE_CONTROL_GLOBAL="",
         )
         if self.carrier_args is not None:
-            env.update(
-                TWILIO_ACCOUNT_SID="AC" + secrets.token_hex(16),
-                TWILIO_AUTH_TOKEN=secrets.token_hex(16),
-                TWILIO_FROM_NUMBER="+15005550006",
-            )
+            env.update(TWILIO_FROM_NUMBER="+15005550006")
         env.update(self.extra_env)
         return env
 

@@ -21,22 +21,37 @@ import json
 
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from twilio.request_validator import RequestValidator
 
 from callcenter.asgi import application
 from calls.sandbox import phone as sandbox_phone
 from calls.sandbox.phone import FRAME_BYTES, FRAME_S
+from calls.telephony import twiml
 from calls.telephony.tokens import stream_params
 from tests.support.wait import wait_until
 
 PATH = "/ws/twilio/media/"
 SID = "MZ" + "a" * 32
-CALL_SID, ACCOUNT_SID = "CA1", "AC1"
+CALL_SID = "CA1"  # for a call that has no carrier SID yet
+
+
+def media_socket(*, signature: str | None = None) -> WebsocketCommunicator:
+    """A socket to the media route, its upgrade signed as Twilio signs it (over the stream URL of
+    our TwiML, with this test's auth token); `signature` replaces that ("" for none)."""
+    if signature is None:
+        validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
+        signature = validator.compute_signature(twiml.media_stream_url(), {})
+    headers = [(b"x-twilio-signature", signature.encode())] if signature else []
+    return WebsocketCommunicator(application, PATH, headers=headers)
 
 
 # --- message by message ---------------------------------------------------------------------------
-def start_msg(params: dict, sid: str = SID) -> dict:
+def start_msg(params: dict, sid: str = SID, *, call_sid: str = CALL_SID) -> dict:
+    """Twilio's `start`: our account's SID (from the settings) and the call's SID."""
     phone = sandbox_phone.Phone(stream_sid=sid)
-    return json.loads(phone.opening(params, call_sid=CALL_SID, account_sid=ACCOUNT_SID)[1])
+    opening = phone.opening(params, call_sid=call_sid, account_sid=settings.TWILIO_ACCOUNT_SID)
+    return json.loads(opening[1])
 
 
 def media_msgs(audio: bytes, sid: str = SID):
@@ -53,12 +68,19 @@ async def params_for(call) -> dict:
     return await database_sync_to_async(stream_params)(call)
 
 
+async def carrier_sid(call) -> str:
+    """The SID Twilio would put in the stream's `start`: the call's, once it has one."""
+    sid = await database_sync_to_async(lambda: type(call).objects.get(pk=call.pk).twilio_sid)()
+    return sid or CALL_SID
+
+
 async def open_stream(call, **kw) -> WebsocketCommunicator:
-    ws = WebsocketCommunicator(application, PATH)
+    ws = media_socket()
     connected, _ = await ws.connect(timeout=10)
     assert connected
     await ws.send_json_to({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-    await ws.send_json_to(start_msg(await params_for(call), **kw))
+    start = start_msg(await params_for(call), call_sid=await carrier_sid(call), **kw)
+    await ws.send_json_to(start)
     return ws
 
 
@@ -104,12 +126,13 @@ class Phone(sandbox_phone.Phone):
 
     @classmethod
     async def dial(cls, call, *, sid: str = SID) -> Phone:
-        ws = WebsocketCommunicator(application, PATH)
+        ws = media_socket()
         connected, _ = await ws.connect()
         assert connected
         phone = cls(ws, sid=sid)
-        params = await params_for(call)
-        for text in phone.opening(params, call_sid=CALL_SID, account_sid=ACCOUNT_SID):
+        params, call_sid = await params_for(call), await carrier_sid(call)
+        account_sid = settings.TWILIO_ACCOUNT_SID
+        for text in phone.opening(params, call_sid=call_sid, account_sid=account_sid):
             await ws.send_to(text_data=text)
         return phone
 
@@ -172,7 +195,9 @@ class Phone(sandbox_phone.Phone):
 
     async def hang_up(self) -> None:
         """Twilio's `stop`: the consumer finalises the call, then closes the socket."""
-        await self._send(self.stop_message(call_sid=CALL_SID, account_sid=ACCOUNT_SID))
+        await self._send(
+            self.stop_message(call_sid=CALL_SID, account_sid=settings.TWILIO_ACCOUNT_SID)
+        )
         await asyncio.wait_for(asyncio.shield(self._reader), 10)
         await self.close()
 

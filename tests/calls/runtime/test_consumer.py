@@ -5,17 +5,16 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 
-from callcenter.asgi import application
+from calls import services
 from calls.models import Call, CallEvent, Turn
 from calls.sandbox.emulators.base import silence, speech_like
 from tests.support.stream import (
-    PATH,
     SID,
     closed,
     collect_until_mark,
     media_msgs,
+    media_socket,
     open_stream,
     params_for,
     start_msg,
@@ -66,7 +65,7 @@ def check_whole_call(call):
 
 
 async def test_invalid_token_closes_with_policy_code(call, hosted_fakes):
-    ws = WebsocketCommunicator(application, PATH)
+    ws = media_socket()
     await ws.connect(timeout=10)
     await ws.send_json_to(start_msg({"call": str(call.uuid), "token": "forged"}))
     out = await ws.receive_output(timeout=3)
@@ -75,11 +74,11 @@ async def test_invalid_token_closes_with_policy_code(call, hosted_fakes):
 
 async def test_reused_token_is_refused(call, hosted_fakes):
     params = await params_for(call)
-    first = WebsocketCommunicator(application, PATH)
+    first = media_socket()
     await first.connect(timeout=10)
     await first.send_json_to(start_msg(params))
     await first.receive_json_from(timeout=5)  # greeting audio: accepted
-    second = WebsocketCommunicator(application, PATH)
+    second = media_socket()
     await second.connect(timeout=10)
     await second.send_json_to(start_msg(params, sid="MZ" + "b" * 32))
     out = await second.receive_output(timeout=3)
@@ -90,7 +89,7 @@ async def test_reused_token_is_refused(call, hosted_fakes):
 async def test_expired_token_is_refused(call, hosted_fakes, settings):
     params = await params_for(call)
     settings.STREAM_TOKEN_TTL_SECONDS = -1
-    ws = WebsocketCommunicator(application, PATH)
+    ws = media_socket()
     await ws.connect(timeout=10)
     await ws.send_json_to(start_msg(params))
     out = await ws.receive_output(timeout=3)
@@ -120,7 +119,7 @@ async def test_malformed_frames_are_dropped_not_fatal(call, hosted_fakes, frame)
 
 
 async def test_frames_before_start_are_ignored_then_closed(call, hosted_fakes):
-    ws = WebsocketCommunicator(application, PATH)
+    ws = media_socket()
     await ws.connect(timeout=10)
     for msg in media_msgs(silence(20 * 60)):
         await ws.send_json_to(msg)
@@ -223,3 +222,26 @@ async def test_sends_to_a_socket_that_is_gone_are_dropped():
     consumer.closing = True  # after our own close nothing more is sent at all
     await consumer.send_media(b"\xff" * 160)
     assert len(sent) == 3
+
+
+async def test_a_start_from_another_account_is_refused(call, hosted_fakes, settings):
+    params = await params_for(call)
+    ws = media_socket()
+    await ws.connect(timeout=10)
+    start = start_msg(params)
+    start["start"]["accountSid"] = "AC" + "9" * 32
+    await ws.send_json_to(start)
+    out = await ws.receive_output(timeout=3)
+    assert out["type"] == "websocket.close" and out["code"] == 4008
+
+
+async def test_a_token_used_on_another_calls_stream_is_refused(call, hosted_fakes):
+    await database_sync_to_async(services.call_update_outcome)(
+        call_id=call.pk, twilio_sid="CA" + "7" * 32
+    )
+    ws = media_socket()
+    await ws.connect(timeout=10)
+    await ws.send_json_to(start_msg(await params_for(call), call_sid="CA" + "8" * 32))
+    out = await ws.receive_output(timeout=3)
+    assert out["type"] == "websocket.close" and out["code"] == 4008
+    assert (await database_sync_to_async(Call.objects.get)(pk=call.pk)).stream_nonce  # unspent

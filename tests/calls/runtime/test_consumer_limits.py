@@ -3,9 +3,8 @@
 import json
 
 import pytest
-from channels.testing import WebsocketCommunicator
 
-from callcenter.asgi import application
+from tests.support.stream import media_socket
 
 PATH = "/ws/twilio/media/"
 SID = "MZ" + "a" * 32
@@ -14,7 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def test_a_socket_that_sends_only_connected_is_closed_within_5_s():
-    ws = WebsocketCommunicator(application, PATH)
+    ws = media_socket()
     assert (await ws.connect(timeout=5))[0]
     await ws.send_json_to(CONNECTED)
     out = await ws.receive_output(timeout=5)
@@ -22,7 +21,7 @@ async def test_a_socket_that_sends_only_connected_is_closed_within_5_s():
 
 
 async def test_a_start_with_a_malformed_value_closes_the_socket_cleanly():
-    ws = WebsocketCommunicator(application, PATH)
+    ws = media_socket()
     assert (await ws.connect(timeout=5))[0]
     await ws.send_json_to(CONNECTED)
     start = {"streamSid": SID, "callSid": "CA1", "customParameters": {"token": "t"},
@@ -35,14 +34,40 @@ async def test_a_start_with_a_malformed_value_closes_the_socket_cleanly():
 
 async def test_sockets_waiting_for_their_start_are_bounded(settings):
     settings.MAX_PENDING_STREAMS = 2
-    waiting = [WebsocketCommunicator(application, PATH) for _ in range(2)]
+    waiting = [media_socket() for _ in range(2)]
     for ws in waiting:
         assert (await ws.connect(timeout=5))[0]
-    refused = WebsocketCommunicator(application, PATH)
+    refused = media_socket()
     connected, _ = await refused.connect(timeout=5)
     assert not connected
     await waiting[0].disconnect()
-    again = WebsocketCommunicator(application, PATH)
+    again = media_socket()
     assert (await again.connect(timeout=5))[0]  # a slot freed by the disconnect
     for ws in (waiting[1], again):
         await ws.disconnect()
+
+
+async def test_an_unsigned_or_forged_upgrade_is_refused_with_the_sandbox_carrier_off(settings):
+    settings.SANDBOX_CARRIER = False
+    for ws in (media_socket(signature=""), media_socket(signature="Zm9yZ2Vk")):
+        connected, _ = await ws.connect(timeout=5)
+        assert not connected
+    signed = media_socket()
+    assert (await signed.connect(timeout=5))[0]
+    await signed.disconnect()
+
+
+async def test_an_upgrade_signed_for_another_host_is_refused(settings):
+    from twilio.request_validator import RequestValidator
+
+    elsewhere = "wss://evil.example/ws/twilio/media/"
+    signature = RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(elsewhere, {})
+    connected, _ = await media_socket(signature=signature).connect(timeout=5)
+    assert not connected
+
+
+async def test_the_sandbox_carrier_lets_an_unsigned_upgrade_in(settings):
+    settings.SANDBOX_CARRIER = True
+    ws = media_socket(signature="")
+    assert (await ws.connect(timeout=5))[0]
+    await ws.disconnect()

@@ -9,13 +9,12 @@ import time
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 
-from callcenter.asgi import application
 from calls import services
 from calls.live import observers
 from calls.runtime.consumer import MediaStreamConsumer
 from calls.telephony.tokens import stream_params
+from tests.support.stream import media_socket, start_msg
 
 SID = "MZ" + "b" * 32
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,14 +53,10 @@ async def a_call(myra, *, frames: int) -> str:
         variables={"applicant_name": "Ann", "position": "SRE"},
     )  # fmt: skip
     params = await database_sync_to_async(stream_params)(call)
-    ws = WebsocketCommunicator(application, "/ws/twilio/media/")
+    ws = media_socket()
     assert (await ws.connect(timeout=10))[0]
     await ws.send_json_to({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-    await ws.send_json_to({
-        "event": "start", "streamSid": SID,
-        "start": {"streamSid": SID, "callSid": "CA1", "customParameters": params,
-                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}},
-    })  # fmt: skip
+    await ws.send_json_to(start_msg(params, SID))
     while (await ws.receive_json_from(timeout=5))["event"] != "media":
         pass  # the greeting has started
     payload = base64.b64encode(b"\xff" * 160).decode()

@@ -7,21 +7,19 @@ from urllib.parse import unquote
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from callcenter.asgi import application
 from calls import services
 from calls.models import Call, CallEvent, Turn
 from calls.sandbox.emulators.base import silence, speech_like
 from calls.telephony import control
 from tests.support.stream import (
-    PATH,
     SID,
     closed,
     collect_until_mark,
     media_msgs,
+    media_socket,
     open_stream,
     register_carrier_call,
     start_msg,
@@ -96,10 +94,10 @@ async def test_press_digits_reconnects_a_second_stream(live_call, hosted_fakes, 
     await ws.send_json_to({"event": "stop", "streamSid": SID})
     await closed(ws)
     params = dict(re.findall(r'<Parameter name="(\w+)" value="([^"]*)" />', document))
-    second = WebsocketCommunicator(application, PATH)
+    second = media_socket()
     await second.connect(timeout=10)
     await second.send_json_to(
-        start_msg({k: unquote(v) for k, v in params.items()}, sid="MZ" + "e" * 32)
+        start_msg({k: unquote(v) for k, v in params.items()}, sid="MZ" + "e" * 32, call_sid=sid)
     )
     hosted_fakes.deepgram.script(["Yes."])
     hosted_fakes.openai.script("Thanks.")

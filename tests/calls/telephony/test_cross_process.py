@@ -15,12 +15,14 @@ import pytest
 import websockets
 from channels.db import database_sync_to_async
 from django.db import connection
+from twilio.request_validator import RequestValidator
 
 from calls import services
 from calls.models import Turn
-from calls.telephony import control
+from calls.telephony import control, twiml
 from calls.telephony.tokens import stream_params
 from tests.support.liveserver import free_port
+from tests.support.stream import start_msg
 from tests.support.wait import wait_until_db
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -86,20 +88,22 @@ def other_server(redis_layer, hosted_fakes, settings):
     proc.wait(10)
 
 
-async def test_say_reaches_a_call_held_by_another_process(myra, other_server):
+async def test_say_reaches_a_call_held_by_another_process(myra, other_server, settings):
     call = await db(services.call_create)(
         persona=myra, to="+14155550100", variables={"applicant_name": "Ann", "position": "SRE"},
         welcome_message="Hi Ann.",
     )  # fmt: skip
     params = await db(stream_params)(call)
     sid = "MZ" + "f" * 32
-    async with websockets.connect(f"{other_server}/ws/twilio/media/") as ws:
+    # Signed and started as Twilio would (the other process has this one's settings).
+    signature = RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(
+        twiml.media_stream_url(), {}
+    )
+    async with websockets.connect(
+        f"{other_server}/ws/twilio/media/", additional_headers={"X-Twilio-Signature": signature}
+    ) as ws:
         await ws.send(json.dumps({"event": "connected", "protocol": "Call"}))
-        await ws.send(json.dumps({
-            "event": "start", "streamSid": sid,
-            "start": {"streamSid": sid, "callSid": "CA9", "customParameters": params,
-                      "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}},
-        }))  # fmt: skip
+        await ws.send(json.dumps(start_msg(params, sid, call_sid="CA9")))
 
         async def play_until_mark() -> bytes:
             audio = b""
