@@ -280,10 +280,14 @@ DIAL_ALLOWED_COUNTRIES = [
 ]
 DIAL_DENY_LIST = [n.strip() for n in env("DIAL_DENY_LIST").split(",") if n.strip()]
 # Caps on placing calls (0: none): calls active at once (both directions), and calls to one number
-# in 24 hours (none by default on the sandbox carrier, where test numbers are called over and over).
+# in 24 hours (none by default with the sandbox: the carrier in this process, or the placeholder
+# account a `manage.py call` beside it uses; its test numbers are called over and over).
 MAX_ACTIVE_CALLS = int(env("MAX_ACTIVE_CALLS", "50"))
 MAX_CALLS_PER_DESTINATION_PER_DAY = int(
-    env("MAX_CALLS_PER_DESTINATION_PER_DAY", "0" if SANDBOX_CARRIER else "10")
+    env(
+        "MAX_CALLS_PER_DESTINATION_PER_DAY",
+        "0" if SANDBOX_CARRIER or TWILIO_ACCOUNT_SID == "AC" + "0" * 32 else "10",
+    )
 )
 
 # --- Providers (dotted paths; each hosted one has an offline twin) ----------------------------

@@ -35,7 +35,14 @@ class _ActionRateThrottle(SimpleRateThrottle):
 
 
 class UserActionRateThrottle(_ActionRateThrottle):
-    """Each user's own rate (`<scope>`)."""
+    """Each user's own rate (`<scope>`). Listed before the global one: a request it refuses is
+    not counted there (one user over their rate must not use up everyone's)."""
+
+    def allow_request(self, request, view) -> bool:
+        allowed = super().allow_request(request, view)
+        if not allowed:
+            request.refused_by_user_rate = True
+        return allowed
 
     def get_cache_key(self, request, view) -> str:
         ident = request.user.pk if request.user.is_authenticated else self.get_ident(request)
@@ -46,6 +53,11 @@ class GlobalActionRateThrottle(_ActionRateThrottle):
     """Everyone's requests together (`<scope>_global`)."""
 
     suffix = "_global"
+
+    def allow_request(self, request, view) -> bool:
+        if getattr(request, "refused_by_user_rate", False):
+            return True  # refused already, by the user's own rate: not one of everyone's
+        return super().allow_request(request, view)
 
     def get_cache_key(self, request, view) -> str:
         return self.cache_format % {"scope": self.scope, "ident": "all"}

@@ -11,14 +11,14 @@ VIEWER = (
 )  # fmt: skip
 # Also place, control and supervise calls, and try personas in the playground (each costs money).
 OPERATOR = (*VIEWER, "calls.place_call", "calls.control_call", "agents.chat_persona")
-# Also edit personas and users, delete calls, manage API tokens, download recordings.
+# Also edit personas and users, delete calls, download recordings. Not other people's API tokens
+# (seeing one is acting as its owner): each user rotates their own (POST /api/token/).
 ADMIN = (
     *OPERATOR,
     "calls.download_recording", "calls.delete_call",
     "agents.add_persona", "agents.change_persona", "agents.delete_persona",
     "agents.add_qaentry", "agents.change_qaentry", "agents.delete_qaentry",
     "auth.view_user", "auth.add_user", "auth.change_user", "auth.delete_user", "auth.view_group",
-    "authtoken.view_tokenproxy", "authtoken.add_tokenproxy", "authtoken.delete_tokenproxy",
 )  # fmt: skip
 ROLES: dict[str, tuple[str, ...]] = {"viewer": VIEWER, "operator": OPERATOR, "admin": ADMIN}
 

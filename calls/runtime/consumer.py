@@ -171,12 +171,15 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         await self.accept()
 
     def _start_overdue(self) -> None:
-        if self.session is None and not self.closing:
-            task = asyncio.get_running_loop().create_task(
-                self._close(POLICY_VIOLATION, "no start in time")
-            )
-            _stopping.add(task)
-            task.add_done_callback(_stopping.discard)
+        task = asyncio.get_running_loop().create_task(self._close_without_start())
+        _stopping.add(task)
+        task.add_done_callback(_stopping.discard)
+
+    async def _close_without_start(self) -> None:
+        # Decided when the task runs: a start that arrived meanwhile left `_pending` (its claim
+        # may still be under way) and keeps the socket.
+        if self in _pending and not self.closing:
+            await self._close(POLICY_VIOLATION, "no start in time")
 
     def _not_pending(self) -> None:
         _pending.discard(self)

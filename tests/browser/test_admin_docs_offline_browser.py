@@ -16,10 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.browser import test_console_browser as console
-from tests.browser.test_console_browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, Product
-
-product = console.product  # the fixture: `make setup serve` on free ports, a fresh database
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, OUTPUT, Product
 
 PASSWORD = "browser-test-pw-123"
 BUSY = "+14155550104"  # the sandbox's busy number: a call that ends at once, with its events

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.liveserver import ROOT, free_port, live_server, sandbox_env
+from tests.support.liveserver import ROOT, free_port, live_server, sandbox_env
 
 FILES = {
     "/static/admin/css/base.css": "text/css",

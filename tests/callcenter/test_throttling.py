@@ -61,6 +61,16 @@ def test_the_global_rate_counts_everyone(django_user_model, myra, twilio_fake, r
 
 
 @pytest.mark.django_db
+def test_one_user_over_their_rate_does_not_use_up_everyones(
+    django_user_model, myra, twilio_fake, rates
+):
+    rates(calls="2/min", calls_global="4/min")
+    ann, bob = (operator_client(django_user_model, n) for n in ("ann", "bob"))
+    assert [place(ann, i).status_code for i in range(6)] == [201, 201, 429, 429, 429, 429]
+    assert [place(bob, i).status_code for i in range(6, 8)] == [201, 201]
+
+
+@pytest.mark.django_db
 def test_control_actions_have_their_own_rate(api, myra, twilio_fake, rates):
     rates(control="2/min")
     call = services.call_create(persona=myra, to="+14155550100", variables=MYRA_VARS)

@@ -16,8 +16,8 @@ from calls import services
 from calls.management.commands.call import EXIT_CODES, OUTCOMES, Command
 from calls.management.follow import timeline
 from calls.models import CallEvent, Turn
-from tests.e2e.test_sandbox_call import LOCAL_SPEECH
-from tests.liveserver import ROOT, free_port, live_server, sandbox_env, tail
+from tests.support.liveserver import ROOT, free_port, live_server, sandbox_env, tail
+from tests.support.speech import LOCAL_SPEECH
 
 ACCOUNT_SID = "AC" + "f0" * 16
 AUTH_TOKEN = "follow-token"

@@ -14,7 +14,6 @@ the events and the stereo recording.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import logging
@@ -34,6 +33,7 @@ import pytest
 from calls.sandbox.scenario import SCENARIO_DIR
 from calls.sandbox.scenario import load as load_scenario
 from tests.support.liveserver import ROOT, free_port, live_server, sandbox_env, tail
+from tests.support.speech import LOCAL_SPEECH
 
 TO = "+14155550160"  # no scenario's own number: /sandbox/next plans "e2e" for it
 SCENARIO = "e2e"
@@ -46,9 +46,6 @@ TERMINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
 READY_LIMIT_S = 45.0  # daphne answering (it loads the local engines first: a few seconds)
 CALL_LIMIT_S = 75.0  # the scenario takes ~40 s of real time
 FINALISE_LIMIT_S = 15.0  # after the end status: last turns, recording, end reason
-LOCAL_SPEECH = all(
-    importlib.util.find_spec(m) for m in ("hibari", "faster_whisper", "ctranslate2", "webrtcvad")
-)
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not LOCAL_SPEECH, reason="local TTS/STT not installed (make install)"),

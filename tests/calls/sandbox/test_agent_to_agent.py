@@ -362,7 +362,9 @@ def test_two_personas_talk_on_two_supervisable_calls(server):
     leg = _ok(carrier.get(f"/sandbox/calls/{ended_in['twilio_sid']}.json"))
     assert leg["direction"] == "inbound" and leg["ended_by"] == "app", leg
     assert leg["callee"]["peer_sid"] == ended_out["twilio_sid"] and leg["errors"] == []
-    assert leg["streams"][0]["frames_received"] > 100 and leg["callee"]["frames_said"] > 100
+    # Audio went both ways over the bridge: Riley's lines into Myra's call (several seconds), and
+    # Myra's into Riley's (at least her greeting's start, ~1 s, when both greet at once).
+    assert leg["streams"][0]["frames_received"] > 100 and leg["callee"]["frames_said"] > 50
     first = _ok(carrier.get(f"/sandbox/calls/{ended_out['twilio_sid']}.json"))
     assert first["ended_by"] == "peer" and first["errors"] == [], first
     assert [c["status"] for c in first["callbacks"]][-1] == "completed"

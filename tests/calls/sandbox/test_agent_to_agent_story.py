@@ -18,8 +18,8 @@ from datetime import datetime
 import httpx
 import pytest
 
-from tests.e2e.test_sandbox_call import LOCAL_SPEECH
-from tests.liveserver import ROOT, free_port, live_server, sandbox_env, tail
+from tests.support.liveserver import ROOT, free_port, live_server, sandbox_env, tail
+from tests.support.speech import LOCAL_SPEECH
 
 NUMBER = "+14155550108"
 CALLER, CALLEE = "billing-advocate", "acme-billing"
