@@ -24,7 +24,7 @@ PERSONA = "Escade Networks recruiting"
 CONSOLE_PAGES = {"": "New call", "history": "History", "personas": "Personas",
                  "playground": "Playground"}  # fmt: skip
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.support.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -25,6 +27,8 @@ from tests.support.browser import (
     VIEWPORT,
     Product,
 )
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 
 def test_console_starts_a_sandbox_call_and_shows_it_live(product: Product, tmp_path: Path):

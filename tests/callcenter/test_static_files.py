@@ -16,6 +16,8 @@ import pytest
 
 from tests.support.liveserver import ROOT, free_port, live_server, sandbox_env
 
+pytestmark = pytest.mark.slow  # real servers in subprocesses
+
 FILES = {
     "/static/admin/css/base.css": "text/css",
     "/static/rest_framework/css/bootstrap.min.css": "text/css",

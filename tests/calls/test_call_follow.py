@@ -151,6 +151,7 @@ def follow(
 needs_local_speech = pytest.mark.skipif(not LOCAL_SPEECH, reason="local TTS/STT not installed")
 
 
+@pytest.mark.e2e  # real calls through a server and the sandbox
 @needs_local_speech
 @pytest.mark.timeout(150)
 def test_the_ivr_call_shows_the_key_the_agent_pressed(server):
@@ -173,6 +174,7 @@ def wants_human(server) -> tuple[int, list[str], str]:
     return follow(env, log, "myra-recruiting", "+14155550106", MYRA_VARS)
 
 
+@pytest.mark.e2e  # real calls through a server and the sandbox
 @needs_local_speech
 @pytest.mark.timeout(150)
 def test_the_wants_human_call_shows_the_agents_transfer_tool(wants_human):
@@ -183,6 +185,7 @@ def test_the_wants_human_call_shows_the_agents_transfer_tool(wants_human):
     assert code == 0 and lines[-2] == "status  completed", out
 
 
+@pytest.mark.e2e  # real calls through a server and the sandbox
 @needs_local_speech
 @pytest.mark.timeout(150)
 def test_the_wants_human_call_shows_where_it_was_transferred(wants_human):

@@ -40,6 +40,7 @@ def run(argv: list[str], **env: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.slow  # a subprocess
 def test_check_deploy_fails_with_the_built_in_token_and_the_sandbox_carrier_off():
     out = run(
         ["manage.py", "check", "--deploy"],
@@ -50,6 +51,7 @@ def test_check_deploy_fails_with_the_built_in_token_and_the_sandbox_carrier_off(
     assert "calls.E003" not in out.stderr
 
 
+@pytest.mark.slow  # a subprocess
 def test_check_deploy_passes_without_a_warning_with_the_production_settings():
     out = run(
         ["manage.py", "check", "--deploy"], SECRET_KEY=secrets.token_urlsafe(50), **PRODUCTION
@@ -59,6 +61,7 @@ def test_check_deploy_passes_without_a_warning_with_the_production_settings():
     assert "WARNINGS" not in out.stderr + out.stdout
 
 
+@pytest.mark.slow  # a subprocess
 def test_the_server_refuses_to_start_with_insecure_settings():
     insecure = {**PRODUCTION, "PUBLIC_BASE_URL": "http://calls.example.com", "DEBUG": "1",
                 "SECRET_KEY": ""}  # fmt: skip

@@ -36,8 +36,6 @@ OUTPUT = REPO / "test-output" / "browser"
 DOCS_SCREENSHOT = REPO / "docs" / "console-live-call.png"
 TURNS_TIMEOUT = 60  # seconds for the first two transcript turns (real local TTS and STT)
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
-
 
 def need(what: str) -> None:
     message = f"browser test needs {what}"

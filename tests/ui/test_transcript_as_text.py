@@ -41,6 +41,7 @@ def test_an_event_made_of_the_callers_words_is_escaped():
     assert tool.count("`") == 2  # one code span: the arguments cannot close it
 
 
+@pytest.mark.console
 def test_the_live_page_shows_turns_and_the_summary_as_text(console, make_call):
     call = make_call()
     services.call_set_status(call_id=call.pk, status=CallStatus.IN_PROGRESS)

@@ -28,6 +28,7 @@ VARIABLES = {"user_name": "Dana Smith", "merchant": "Acme Telecom", "account_num
 ACCOUNT_SID, AUTH_TOKEN = "AC" + "ab" * 16, "a2a-story-token"
 
 pytestmark = [
+    pytest.mark.e2e,
     pytest.mark.skipif(not LOCAL_SPEECH, reason="local TTS/STT not installed (make install)"),
     pytest.mark.timeout(240),
 ]
