@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 
 from calls import services
 from calls.models import Call, CallEvent, Turn
@@ -63,3 +65,18 @@ class CallAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request, queryset) -> None:
         services.calls_delete(queryset)
+
+
+class RoleUserAdmin(UserAdmin):
+    """Users, for the admin role: only a superuser grants superuser status or single permissions
+    (an admin could otherwise make itself a superuser); roles are groups."""
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return fields
+        return (*fields, "is_superuser", "user_permissions")
+
+
+admin.site.unregister(User)
+admin.site.register(User, RoleUserAdmin)

@@ -188,3 +188,16 @@ def test_grant_role_command(db, django_user_model):
     assert user.is_staff and user.has_perm("calls.control_call")
     with pytest.raises(CommandError, match="no user 'bob'"):
         call_command("grant_role", "bob", "viewer")
+
+
+def test_an_admin_cannot_make_anyone_a_superuser(db, client, django_user_model):
+    boss = user_with(django_user_model, "admin", staff=True)
+    client.force_login(boss)
+    url = f"/admin/auth/user/{boss.pk}/change/"
+    page = client.get(url)
+    assert page.status_code == 200 and 'name="is_superuser"' not in page.content.decode()
+    form = {"username": boss.username, "is_active": "on", "is_staff": "on", "is_superuser": "on",
+            "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00"}  # fmt: skip
+    client.post(url, form)
+    boss.refresh_from_db()
+    assert not boss.is_superuser
