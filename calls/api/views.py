@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -9,11 +11,14 @@ from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from calls import selectors
+from calls import selectors, services
 from calls.api import serializers as s
 from calls.api.filters import CallFilter
+from calls.models import Call
 from calls.runtime import dial
 from calls.telephony import control
+
+log = logging.getLogger(__name__)
 
 
 class WavRenderer(BaseRenderer):
@@ -29,7 +34,12 @@ class WavRenderer(BaseRenderer):
 AFTER = OpenApiParameter("after", int, description="Only items after this seq / id (live polling).")
 
 
-class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class CallViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     serializer_class = s.CallSerializer
     filterset_class = CallFilter
     lookup_field = "uuid"
@@ -39,6 +49,7 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         "create": ("calls.place_call",),
         **dict.fromkeys(["hangup", "transfer", "digits", "say"], ("calls.control_call",)),
         "recording": ("calls.view_call", "calls.download_recording"),
+        "destroy": ("calls.view_call", "calls.delete_call"),
     }
     # Request rates (callcenter.throttling; REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]).
     throttle_scopes = {
@@ -48,6 +59,11 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def get_queryset(self):
         return selectors.call_list()
+
+    def perform_destroy(self, instance) -> None:
+        """The call with its turns, events and recording (services.calls_delete)."""
+        services.calls_delete(Call.objects.filter(pk=instance.pk))
+        log.info("call %s deleted by %s", instance.uuid, self.request.user)
 
     @extend_schema(responses=s.CallStatsSerializer)
     @action(detail=False, pagination_class=None)
@@ -124,6 +140,7 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         call = self.get_object()
         if not call.recording:
             raise Http404("no recording for this call")
+        log.info("recording of call %s downloaded by %s", call.uuid, request.user)
         return FileResponse(
             call.recording.open("rb"), content_type="audio/wav", filename=f"call-{call.uuid}.wav"
         )

@@ -3,9 +3,12 @@ schema and docs: who may see, place, control, download and edit."""
 
 import io
 import itertools
+import logging
+import os
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -201,3 +204,21 @@ def test_an_admin_cannot_make_anyone_a_superuser(db, client, django_user_model):
     client.post(url, form)
     boss.refresh_from_db()
     assert not boss.is_superuser
+
+
+def test_deleting_a_call_through_the_api_deletes_its_recording_and_needs_the_admin_role(
+    as_operator, as_admin, live, settings, tmp_path, caplog, django_capture_on_commit_callbacks
+):
+    settings.MEDIA_ROOT = tmp_path
+    live.recording.save(f"call-{live.uuid}.wav", ContentFile(b"RIFF" + bytes(40)), save=True)
+    path = live.recording.path
+    url = f"/api/calls/{live.uuid}/"
+    assert as_operator.delete(url).status_code == 403
+    with caplog.at_level(logging.INFO, logger="calls.api.views"):
+        assert as_admin.get(f"{url}recording/").status_code == 200
+        with django_capture_on_commit_callbacks(execute=True):  # the file goes after the commit
+            assert as_admin.delete(url).status_code == 204
+    assert not Call.objects.filter(pk=live.pk).exists() and not os.path.exists(path)
+    admin_name = Token.objects.get(key=as_admin._credentials["HTTP_AUTHORIZATION"][6:]).user
+    assert f"recording of call {live.uuid} downloaded by {admin_name}" in caplog.text
+    assert f"call {live.uuid} deleted by {admin_name}" in caplog.text
