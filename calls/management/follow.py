@@ -12,7 +12,7 @@ from calls.models import CallEvent, Turn
 LABEL = 10  # the width of the first column ("     agent  Hello")
 # Events with a line of their own; the rest (status, stream, latency, provider) are shown
 # otherwise (status) or are bookkeeping. `set_stage` shows as its `stage` event.
-SHOWN = frozenset({"tool_call", "dtmf", "control", "transferred", "stage", "error", "override"})
+SHOWN = frozenset({"tool_call", "dtmf", "control", "stage", "error", "override"})
 
 
 def _latency(figures: dict) -> str:
@@ -60,8 +60,8 @@ def format_event(event: CallEvent) -> str | None:
         if p.get("direction") == "sent":
             return line("keys", f"{p.get('digits', '?')} pressed by the agent")
         return line("keys", f"{p.get('digit') or p.get('digits') or '?'} pressed by the caller")
-    if kind == "transferred" or (kind == "control" and p.get("action") == "transferred"):
-        return line("transfer", f"transferred to {p.get('to') or p.get('number') or '?'}")
+    if kind == "control" and p.get("action") == "transferred":
+        return line("transfer", f"transferred to {p.get('to', '?')}")
     if kind == "control":
         action = str(p.get("action", "?"))
         if action == "hangup":

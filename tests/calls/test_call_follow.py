@@ -45,7 +45,6 @@ def test_follow_shows_tools_keys_and_transfers_in_order(personas):
     record(call_id=call.pk, type="dtmf", payload={"digit": "5"})
     record(call_id=call.pk, type="tool_call", payload={"name": "transfer_call", "arguments": {}})
     record(call_id=call.pk, type="control", payload={"action": "transferred", "to": "+14155550142"})
-    record(call_id=call.pk, type="transferred", payload={"to": "+14155550142"})
     record(call_id=call.pk, type="control", payload={"action": "hangup", "reason": "agent ended"})
     record(call_id=call.pk, type="latency", payload={"stt": 1})
     lines = timeline(
@@ -58,7 +57,6 @@ def test_follow_shows_tools_keys_and_transfers_in_order(personas):
         ["stage", "interest"],
         ["keys", "5 pressed by the caller"],
         ["tool", "transfer_call"],
-        ["transfer", "transferred to +14155550142"],
         ["transfer", "transferred to +14155550142"],
         ["hangup", "agent ended"],
     ]

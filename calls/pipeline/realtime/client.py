@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
@@ -41,15 +40,6 @@ def realtime_tools(tools: Sequence[dict]) -> list[dict]:
             }
         )
     return shaped
-
-
-def parse_arguments(raw: str) -> dict:
-    """A tool call's arguments as a dict; invalid or non-object JSON gives `{"_raw": raw}`."""
-    try:
-        value = json.loads(raw or "{}")
-    except ValueError:
-        return {"_raw": raw}
-    return value if isinstance(value, dict) else {"_raw": raw}
 
 
 def describe(exc: BaseException) -> str:

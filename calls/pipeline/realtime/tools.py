@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from calls.pipeline.frames import Frame
-from calls.pipeline.realtime.client import RealtimeClient, parse_arguments
+from calls.pipeline.realtime.client import RealtimeClient
 from calls.pipeline.realtime.segments import Reply
 from calls.pipeline.tools import PipelineEnv, ToolRunner, Where
+from calls.providers.llm.base import parse_arguments
 
 log = logging.getLogger(__name__)
 

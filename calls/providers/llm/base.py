@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -40,6 +41,21 @@ class LLMDone:
 
 
 LLMEvent = TextDelta | ToolCall | LLMDone
+
+
+def parse_arguments(raw: str) -> dict:
+    """Tool arguments as a dict; invalid or non-object JSON gives `{"_raw": raw}` (never raises).
+
+    A malformed tool call is the model's mistake, not a transport failure: the caller decides
+    whether to retry or tell the model, so it is surfaced as data rather than as LLMError.
+    """
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"_raw": raw}
+    return value if isinstance(value, dict) else {"_raw": raw}
 
 
 class LLMError(Exception):

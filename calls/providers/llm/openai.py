@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,6 +17,7 @@ from calls.providers.llm.base import (
     LLMRequest,
     TextDelta,
     ToolCall,
+    parse_arguments,
 )
 
 try:
@@ -55,21 +55,6 @@ class _PendingCall:
     def finish(self) -> ToolCall:
         raw = "".join(self.arguments)
         return ToolCall(id=self.id, name=self.name, arguments=parse_arguments(raw))
-
-
-def parse_arguments(raw: str) -> dict:
-    """Tool arguments as a dict; invalid or non-object JSON gives `{"_raw": raw}` (never raises).
-
-    A malformed tool call is the model's mistake, not a transport failure: the caller decides
-    whether to retry or tell the model, so it is surfaced as data rather than as LLMError.
-    """
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {"_raw": raw}
-    return value if isinstance(value, dict) else {"_raw": raw}
 
 
 def _tool_schema(tool: dict) -> dict:

@@ -6,8 +6,15 @@ import time
 
 import pytest
 
-from calls.providers.llm.base import LLMDone, LLMError, LLMRequest, TextDelta, ToolCall
-from calls.providers.llm.openai import OpenAILLM, parse_arguments
+from calls.providers.llm.base import (
+    LLMDone,
+    LLMError,
+    LLMRequest,
+    TextDelta,
+    ToolCall,
+    parse_arguments,
+)
+from calls.providers.llm.openai import OpenAILLM
 from calls.sandbox.emulators.openai import OpenAIEmulator
 
 TOOLS = [
